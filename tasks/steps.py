@@ -1,0 +1,81 @@
+"""Ploomber function tasks: the pipeline's pure data-plumbing stages.
+
+Each function reads its upstream products, calls the pure stage functions and
+writes its products through :mod:`tasks.io`. Notebook stages live in
+``notebooks/``. Ploomber passes ``resources_`` (the tracked source files, see
+``pipeline.yaml``) to every task; these functions do not use it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tasks import io
+from tasks.ingest import ingest_table
+from tasks.schema import load_schema
+from tasks.split import split_data
+
+
+def ingest(
+    product: Any, data_path: str, csv_sep: str, sample: int, seed: int,
+    resources_: Any = None,
+) -> None:
+    """Source table -> ``product['data']`` (Parquet) + ``product['meta']`` (JSON)."""
+    df, meta = ingest_table(data_path, csv_sep=csv_sep, sample=sample, seed=seed)
+    io.write_parquet(df, product["data"])
+    io.write_json(meta, product["meta"])
+
+
+def split(
+    upstream: Any, product: Any, schema_path: str, test_size: float, val_size: float,
+    seed: int, resources_: Any = None,
+) -> None:
+    """Validated table -> stratified train / val / test Parquet files."""
+    schema = load_schema(schema_path)
+    df = io.read_parquet(upstream["validate"]["data"])
+    train, val, test = split_data(
+        df, schema.target, test_size=test_size, val_size=val_size, seed=seed
+    )
+    for name, part in (("train", train), ("val", val), ("test", test)):
+        io.write_parquet(part, product[name])
+    io.write_json(
+        {
+            "seed": seed,
+            "rows": {"train": len(train), "val": len(val), "test": len(test)},
+            "positive_rate": {
+                name: float((part[schema.target] == schema.positive_label).mean())
+                for name, part in (("train", train), ("val", val), ("test", test))
+            },
+        },
+        product["meta"],
+    )
+
+
+def score(
+    upstream: Any, product: Any, schema_path: str, tracking_uri: str,
+    model_name: str, resources_: Any = None,
+) -> None:
+    """Batch-score the test split with the registered ``champion``."""
+    from tasks.score import load_registered_model, resolve_model_uri, score_frame
+
+    schema = load_schema(schema_path)
+    reg = io.read_json(upstream["register"]["result"])
+    uri = resolve_model_uri(model_name, version=reg["champion_version"])
+    model, info = load_registered_model(tracking_uri, uri)
+    test = io.read_parquet(upstream["split"]["test"])
+    scores = score_frame(model, test, schema, info["threshold"], info["model_version"])
+    io.write_parquet(scores, product["data"])
+
+
+def report(upstream: Any, product: Any, products: str, resources_: Any = None) -> None:
+    """Write the index page linking every executed notebook and the key results."""
+    from tasks.report import render_index
+
+    html = render_index(
+        products_dir=Path(products),
+        register=io.read_json(upstream["register"]["result"]),
+        evaluation=io.read_json(upstream["evaluate"]["metrics"]),
+        out_dir=Path(product).parent,
+    )
+    io.write_text(html, product)
