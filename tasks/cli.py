@@ -1,0 +1,239 @@
+"""``nbship``: the project's own commands, for what ``ploomber`` does not do.
+
+Every subcommand has ``--help``. Project errors print as one ``error:`` line and
+exit non-zero (2 configuration, 3 data, 4 model); tracebacks are not shown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from tasks.errors import ConfigError, NbshipError
+
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+# our exception types, as they end a traceback (function tasks) or a papermill
+# cell error (notebook tasks)
+ERROR_LINE = re.compile(
+    r"^(?:tasks\.errors\.)?(DataValidationError|DataError|ConfigError|ModelError"
+    r"|NbshipError): (.*)$"
+)
+EXIT_CODES = {"ConfigError": 2, "DataError": 3, "DataValidationError": 3,
+              "ModelError": 4, "NbshipError": 1}
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)  # noqa: T201
+
+
+def _env_overrides(pairs: list[str] | None) -> dict[str, str]:
+    out = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise ConfigError(f"--set expects KEY=VALUE, got {pair!r}")
+        key, value = pair.split("=", 1)
+        out[key] = value
+    return out
+
+
+def extract_error(output: str) -> tuple[str, str] | None:
+    """The last project error in a build's output: (exception name, message)."""
+    lines = ANSI.sub("", output).splitlines()
+    found = None
+    for i, line in enumerate(lines):
+        m = ERROR_LINE.match(line.strip())
+        if m:
+            msg = [m.group(2)]
+            for nxt in lines[i + 1:i + 8]:
+                nxt = nxt.rstrip()
+                if not nxt or nxt.startswith(("ploomber.", "Traceback", "The above")):
+                    break
+                msg.append(nxt)
+            found = (m.group(1), "\n".join(msg))
+    return found
+
+
+# ---------------------------------------------------------------- build
+def cmd_build(args: argparse.Namespace) -> int:
+    """Run ``ploomber build`` with live output, then summarise."""
+    ploomber = Path(sys.executable).with_name("ploomber")
+    cmd = [str(ploomber) if ploomber.exists() else "ploomber", "build", *args.ploomber]
+    _say(f"$ {' '.join(cmd)}")
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+    )
+    captured = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        sys.stdout.write(line)
+        captured.append(line)
+    code = proc.wait()
+    if code != 0:
+        err = extract_error("".join(captured))
+        if err:
+            name, message = err
+            _say(f"\nerror: build stopped ({name}): {message}")
+            _say("Nothing downstream ran: earlier models, products and the "
+                 "registry are unchanged.")
+            return EXIT_CODES.get(name, 1)
+        _say("\nerror: build failed; see the task output above.")
+        return code
+    env = _load_env_quietly()
+    if env:
+        index = Path(env["products"]) / "index.html"
+        if index.exists():
+            _say(f"\nreport: {index}")
+        _say(f"tracking: {env['tracking_uri']} (browse with `make mlflow-ui`)")
+    return 0
+
+
+def _load_env_quietly() -> dict[str, Any] | None:
+    from tasks.config import load_env
+
+    try:
+        return load_env()
+    except NbshipError:
+        return None
+
+
+# ---------------------------------------------------------------- infer-schema
+def cmd_infer_schema(args: argparse.Namespace) -> int:
+    import yaml
+
+    from tasks.io import read_table
+    from tasks.schema import infer_schema, schema_from_dict
+
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise ConfigError(f"{out} exists; pass --force to overwrite it")
+    df = read_table(args.data, csv_sep=args.sep)
+    spec = infer_schema(
+        df,
+        target=args.target,
+        positive_label=args.positive_label,
+        drop=args.drop,
+        missing_values=args.missing_values,
+        max_categories=args.max_categories,
+    )
+    schema_from_dict(spec, source="inferred schema")
+    header = (
+        f"# Drafted by `nbship infer-schema` from {args.data} ({len(df)} rows).\n"
+        "# Review it: bounds are the observed min/max, categories the observed "
+        "values.\n"
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(header + yaml.safe_dump(spec, sort_keys=False, width=88))
+    _say(f"wrote {out}: {len(spec['columns'])} columns, target {args.target!r}")
+    _say(f"next: review it, then build with --env--schema_path {out} "
+         f"--env--data_path {args.data}")
+    return 0
+
+
+# ---------------------------------------------------------------- models
+def cmd_models(args: argparse.Namespace) -> int:
+    import mlflow
+
+    from tasks.config import load_env
+
+    env = load_env(overrides=_env_overrides(args.set))
+    mlflow.set_tracking_uri(env["tracking_uri"])
+    client = mlflow.MlflowClient()
+    name = env["model_name"]
+    versions = client.search_model_versions(f"name = '{name}'")
+    if not versions:
+        _say(f"no versions of {name!r} in {env['tracking_uri']}; run `make build`")
+        return 1
+    aliases = client.get_registered_model(name).aliases
+    by_version: dict[str, list[str]] = {}
+    for alias, version in aliases.items():
+        by_version.setdefault(str(version), []).append(alias)
+    print(f"{'version':>7}  {'aliases':<20} {'family':<9} {'test_roc_auc':>12}  "  # noqa: T201
+          "promoted  built_at")
+    for mv in sorted(versions, key=lambda v: int(v.version)):
+        t = mv.tags
+        print(  # noqa: T201
+            f"{mv.version:>7}  {','.join(by_version.get(str(mv.version), [])):<20} "
+            f"{t.get('family', ''):<9} {t.get('test_roc_auc', ''):>12}  "
+            f"{t.get('promoted', ''):<8}  {t.get('lineage.built_at', '')}"
+        )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nbship",
+        description="Project commands next to `ploomber build`. Parameters come from "
+        "env.yaml (or $PLOOMBER_ENV_FILENAME); override one with --set KEY=VALUE.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser(
+        "build",
+        help="run `ploomber build` and summarise (report path, clear error line)",
+        description="Run `ploomber build` with its live output. Extra arguments go "
+        "to ploomber, e.g. `nbship build --force` or "
+        "`nbship build --env--data_path data/my.csv`.",
+    )
+    p.add_argument("ploomber", nargs=argparse.REMAINDER,
+                   help="arguments passed to `ploomber build`")
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser(
+        "infer-schema",
+        help="draft a schema YAML from a table, for you to review",
+        description="Infer column types, bounds and categories from a CSV or "
+        "Parquet file and write a schema file to review before building on it.",
+    )
+    p.add_argument("data", help="CSV or Parquet file")
+    p.add_argument("--target", required=True, help="binary target column")
+    p.add_argument("--positive-label", help="target value of the positive class "
+                   "(default: the larger of the two values, sorted as text)")
+    p.add_argument("--drop", nargs="*", default=[], help="columns not to use as "
+                   "features (e.g. leaking ones)")
+    p.add_argument("--missing-values", nargs="*", default=[],
+                   help="tokens that mean missing, e.g. unknown NA")
+    p.add_argument("--sep", default=",", help="CSV separator (default ,)")
+    p.add_argument("--max-categories", type=int, default=50,
+                   help="list categories of text columns with at most this many "
+                   "values (default 50)")
+    p.add_argument("--out", default="config/schema.yaml",
+                   help="output file (default config/schema.yaml)")
+    p.add_argument("--force", action="store_true", help="overwrite --out")
+    p.set_defaults(func=cmd_infer_schema)
+
+    p = sub.add_parser("models", help="list registered versions and their aliases",
+                       description="List the registered model's versions, aliases, "
+                       "family, test ROC AUC and promotion decision.")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override an env.yaml parameter")
+    p.set_defaults(func=cmd_models)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("PLOOMBER_STATS_ENABLED", "false")
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    if argv[:1] == ["build"] and not {"-h", "--help"} & set(argv[1:]):
+        # everything after `build` belongs to ploomber, options included
+        args = argparse.Namespace(func=cmd_build, ploomber=argv[1:])
+    else:
+        args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except NbshipError as e:
+        _say(f"error: {e}")
+        return e.exit_code
+    except KeyboardInterrupt:
+        _say("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
