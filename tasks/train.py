@@ -37,7 +37,8 @@ def fit_trial(
         est.fit(
             X_train,
             y_train,
-            eval_set=[(X_val, y_val)],
+            eval_X=X_val,
+            eval_y=y_val,
             callbacks=[lightgbm.early_stopping(50, verbose=False)],
         )
     else:
