@@ -183,6 +183,7 @@ def log_build(
     run_name = f"build-{started:%Y%m%d-%H%M%S}"
 
     previous = current_champion(model_name)
+    previous_version = None if previous is None else str(previous.version)
     champion_metric = None
     if previous is not None:
         try:
@@ -256,12 +257,12 @@ def log_build(
         client.set_registered_model_alias(model_name, CHAMPION, version)
         if previous is not None:
             client.set_model_version_tag(
-                model_name, version, "previous_champion", str(previous.version)
+                model_name, version, "previous_champion", previous_version
             )
         log.info("promoted %s v%s to @%s (%s)", model_name, version, CHAMPION, reason)
     else:
-        log.info("kept %s v%s as @%s (%s)", model_name,
-                 getattr(previous, "version", None), CHAMPION, reason)
+        log.info("kept %s v%s as @%s (%s)", model_name, previous_version, CHAMPION,
+                 reason)
     return {
         "run_id": run_id,
         "run_name": run_name,
@@ -273,8 +274,8 @@ def log_build(
         "metric": metric,
         "candidate_metric": candidate_metric,
         "champion_metric": champion_metric,
-        "previous_champion_version": getattr(previous, "version", None),
-        "champion_version": version if promoted else getattr(previous, "version", None),
+        "previous_champion_version": previous_version,
+        "champion_version": version if promoted else previous_version,
         "family": champion_family,
         "threshold": float(threshold),
     }

@@ -8,6 +8,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 # the order stages appear in on the index page; others follow alphabetically
 STAGE_ORDER = ("validate", "features", "train", "evaluate", "explain", "register",
                "model-card", "monitor")
@@ -29,7 +31,7 @@ def _fmt(v: Any) -> str:
 
 def render_index(
     products_dir: Path, register: dict[str, Any], evaluation: dict[str, Any],
-    out_dir: Path,
+    scores: pd.DataFrame, out_dir: Path,
 ) -> str:
     """HTML for ``products/index.html``.
 
@@ -37,6 +39,7 @@ def render_index(
         products_dir: folder holding the executed notebooks rendered as HTML.
         register: the register stage's result (version, promotion decision).
         evaluation: the evaluate stage's metrics (``families``, ``champion``).
+        scores: the batch-scored test split (``score``, ``label``, ``model_version``).
         out_dir: folder the index is written to (links are relative to it).
     """
     pages = sorted(
@@ -59,6 +62,7 @@ def render_index(
         for name, res in fam.items()
     )
     decision = "promoted to @champion" if register.get("promoted") else "not promoted"
+    label_counts = {str(k): int(v) for k, v in scores["label"].value_counts().items()}
     built = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     dag_png = products_dir / "pipeline.png"
     dag = (
@@ -83,6 +87,10 @@ MLflow run <code>{_fmt(register.get('run_id'))}</code>.</p>
 <h2>Test metrics by model family</h2>
 <table><tr><th>family</th>{''.join(f'<th>{m}</th>' for m in metric_cols)}</tr>
 {rows}</table>
+<h2>Batch scoring</h2>
+<p>{len(scores)} test rows scored with version
+{_fmt(', '.join(sorted(scores['model_version'].unique())))} at threshold
+{_fmt(register.get('threshold'))}: labels {_fmt(label_counts)}.</p>
 <h2>Executed notebooks</h2>
 <ul>
 {links}

@@ -76,6 +76,7 @@ def report(upstream: Any, product: Any, products: str, resources_: Any = None) -
         products_dir=Path(products),
         register=io.read_json(upstream["register"]["result"]),
         evaluation=io.read_json(upstream["evaluate"]["metrics"]),
+        scores=io.read_parquet(upstream["score"]["data"]),
         out_dir=Path(product).parent,
     )
     io.write_text(html, product)
