@@ -212,7 +212,92 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override an env.yaml parameter")
     p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser(
+        "monitor",
+        help="compare new data and its scores with the training reference "
+        "(exit 10 on alert)",
+        description="Read CURRENT (CSV or Parquet), check it against the schema "
+        "(rows breaking a rule are counted, not fatal), score it with the champion "
+        "and compare it with the reference: per-feature drift (PSI; KS or chi-square "
+        "with a multiple-testing correction), missing and unseen values, score "
+        "drift and, when CURRENT has the target, ROC AUC against the model's test "
+        "AUC. Writes verdict.json and report.html. Thresholds: env.yaml "
+        "`monitor_thresholds` (see docs/monitoring.md).",
+        epilog="exit codes: 0 ok or warn (the warning is printed), 10 alert, "
+        "2 configuration error, 3 bad data (unreadable, empty, a feature column "
+        "missing), 4 no model to score with.",
+    )
+    p.add_argument("current", help="the new batch: CSV (env csv_sep) or Parquet")
+    p.add_argument("--reference", help="training reference table (default: "
+                   "PRODUCTS/split/train.parquet)")
+    p.add_argument("--out-dir", help="where verdict.json and report.html go "
+                   "(default: PRODUCTS/monitor)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override an env.yaml parameter")
+    p.set_defaults(func=cmd_monitor)
     return parser
+
+
+# ---------------------------------------------------------------- monitor
+def cmd_monitor(args: argparse.Namespace) -> int:
+    """Score CURRENT and the reference with the champion, compare, write, exit."""
+    from tasks.config import load_env
+    from tasks.errors import DataError
+    from tasks.io import read_table, write_json, write_text
+    from tasks.monitor import (
+        EXIT_CODES,
+        check_columns,
+        monitor,
+        render_report,
+        resolve_thresholds,
+    )
+    from tasks.schema import load_schema
+    from tasks.score import load_registered_model, resolve_model_uri
+
+    env = load_env(overrides=_env_overrides(args.set))
+    thresholds = resolve_thresholds(env.get("monitor_thresholds"))
+    schema = load_schema(env["schema_path"])
+    products = Path(env["products"])
+    ref_path = Path(args.reference or products / "split" / "train.parquet")
+    if args.reference is None and not ref_path.is_file():
+        raise DataError(f"no training reference at {ref_path}; run `make build` "
+                        "or pass --reference")
+    sep = env.get("csv_sep", ",")
+    current = read_table(args.current, csv_sep=sep)
+    reference = read_table(ref_path, csv_sep=sep)
+    check_columns(current, schema, f"current ({args.current})")
+    check_columns(reference, schema, f"reference ({ref_path})")
+    model, info = load_registered_model(
+        env["tracking_uri"], resolve_model_uri(env["model_name"])
+    )
+    features = schema.feature_names
+    test_auc = info["tags"].get("test_roc_auc")
+    verdict = monitor(
+        reference, current, schema,
+        model.predict_proba(reference[features])[:, 1],
+        model.predict_proba(current[features])[:, 1],
+        thresholds,
+        reference_auc=float(test_auc) if test_auc else None,
+        reference_auc_source=(f"test split when version {info['model_version']} "
+                              "was trained") if test_auc else None,
+        decision_threshold=info["threshold"],
+        inputs={"current": str(args.current), "reference": str(ref_path),
+                "model": f"{info['model_name']} v{info['model_version']} "
+                f"(@champion)"},
+    )
+    out_dir = Path(args.out_dir or products / "monitor")
+    write_json(verdict, out_dir / "verdict.json")
+    write_text(render_report(verdict), out_dir / "report.html")
+    status = verdict["status"]
+    print(f"monitor: {status.upper()} ({verdict['rows']['current']} rows vs "  # noqa: T201
+          f"{verdict['rows']['reference']} reference rows, model "
+          f"v{info['model_version']})")
+    for reason in verdict["reasons"]:
+        print(f"  - {reason}")  # noqa: T201
+    _say(f"verdict: {out_dir / 'verdict.json'}")
+    _say(f"report: {out_dir / 'report.html'}")
+    return EXIT_CODES[status]
 
 
 def main(argv: list[str] | None = None) -> int:

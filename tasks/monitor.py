@@ -562,7 +562,13 @@ def data_quality(current_df: pd.DataFrame, schema: Schema) -> dict[str, Any]:
     }
 
 
-def _check_frame(df: pd.DataFrame, schema: Schema, what: str) -> None:
+def check_columns(df: pd.DataFrame, schema: Schema, what: str) -> None:
+    """Check that ``df`` is a non-empty table holding every feature of the schema.
+
+    Raises:
+        DataValidationError: a feature column is missing (all of them are named).
+        DataError: the table has no rows.
+    """
     if not isinstance(df, pd.DataFrame):
         raise DataValidationError(f"{what} data must be a DataFrame, got "
                                   f"{type(df).__name__}")
@@ -631,8 +637,8 @@ def monitor(
         ConfigError: a threshold is unknown or invalid.
     """
     t = resolve_thresholds(thresholds)
-    _check_frame(reference_df, schema, "reference")
-    _check_frame(current_df, schema, "current")
+    check_columns(reference_df, schema, "reference")
+    check_columns(current_df, schema, "current")
     if (ref_scores is None) != (cur_scores is None):
         raise DataValidationError(
             "pass both ref_scores and cur_scores, or neither"
