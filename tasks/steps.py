@@ -56,16 +56,22 @@ def score(
     upstream: Any, product: Any, schema_path: str, tracking_uri: str,
     model_name: str, resources_: Any = None,
 ) -> None:
-    """Batch-score the test split with the registered ``champion``."""
-    from tasks.score import load_registered_model, resolve_model_uri, score_frame
+    """Batch-score the test split with the registered ``champion``.
+
+    The same streaming code as ``nbship score`` (:func:`tasks.score.score_file`):
+    chunked, every chunk validated. The test split was validated upstream, so an
+    invalid row here is an error that stops the build.
+    """
+    from tasks.score import load_registered_model, resolve_model_uri, score_file
 
     schema = load_schema(schema_path)
     reg = io.read_json(upstream["register"]["result"])
     uri = resolve_model_uri(model_name, version=reg["champion_version"])
     model, info = load_registered_model(tracking_uri, uri)
-    test = io.read_parquet(upstream["split"]["test"])
-    scores = score_frame(model, test, schema, info["threshold"], info["model_version"])
-    io.write_parquet(scores, product["data"])
+    score_file(
+        model, upstream["split"]["test"], product["data"], schema,
+        info["threshold"], info["model_version"], rejects=None,
+    )
 
 
 def report(upstream: Any, product: Any, products: str, resources_: Any = None) -> None:
