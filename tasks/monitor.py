@@ -29,8 +29,9 @@ Status rules (thresholds from :data:`DEFAULT_THRESHOLDS`, overridable):
 * it **warns** when significant with PSI >= ``psi_warn``, or PSI >= ``psi_alert``
   without significance (a small batch), or the unseen share reaches
   ``unseen_share_warn``, or the missing share moved by ``missing_change_warn``;
-* performance alerts when the AUC dropped by ``auc_drop_alert`` and by more than two
-  standard errors (Hanley-McNeil), warns from ``auc_drop_warn``;
+* performance warns when the ROC AUC dropped by ``auc_drop_warn`` and alerts from
+  ``auc_drop_alert``, only when the drop also exceeds two (warn) or three (alert)
+  standard errors (Hanley-McNeil) of the current AUC;
 * rows breaking the schema rules warn from ``invalid_share_warn`` and alert from
   ``invalid_share_alert``;
 * the overall status is the worst of these, except that a batch smaller than
@@ -528,9 +529,11 @@ def performance_change(
     drop = float(reference_auc) - auc
     se = auc_standard_error(auc, n_pos, n_neg)
     out.update(current=auc, drop=drop, standard_error=se)
-    if drop >= t["auc_drop_alert"] and drop > 2 * se:
+    # the drop must also exceed sampling noise: a few hundred labelled rows move
+    # the AUC by several hundredths on their own
+    if drop >= t["auc_drop_alert"] and drop > 3 * se:
         out["status"] = "alert"
-    elif drop >= t["auc_drop_warn"]:
+    elif drop >= t["auc_drop_warn"] and drop > 2 * se:
         out["status"] = "warn"
     if out["status"] != "ok":
         out["reasons"] = [
