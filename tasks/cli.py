@@ -236,7 +236,146 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override an env.yaml parameter")
     p.set_defaults(func=cmd_monitor)
+
+    # retrain, promote, rollback, export-airflow: declared in tasks/schedule.py
+    from tasks.schedule import add_commands as add_schedule_commands
+
+    add_schedule_commands(sub)
+
+    # serve, score: the champion in real time and in batch (docs/serving.md)
+    p = sub.add_parser(
+        "serve",
+        help="serve the champion over HTTP (predict, explain, health, metrics)",
+        description="Run the scoring API (FastAPI + Uvicorn) on models:/NAME@ALIAS. "
+        "Set $NBSHIP_API_KEY to require that key in the X-API-Key header.",
+    )
+    p.add_argument("--host", default="127.0.0.1",
+                   help="interface to bind (default 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--alias", default="champion", help="registry alias to serve")
+    p.add_argument("--version", help="serve this model version instead of the alias")
+    p.add_argument("--poll-interval", type=float, default=0.0, metavar="SECONDS",
+                   help="check the alias every SECONDS and hot-swap when it moved "
+                   "(default 0: only on POST /reload)")
+    p.add_argument("--max-body-bytes", type=int, default=1 << 20,
+                   help="larger request bodies get 413 (default 1 MiB)")
+    p.add_argument("--max-records", type=int, default=1000,
+                   help="most records per request (default 1000)")
+    p.add_argument("--prediction-log", metavar="DIR", help="Parquet prediction log "
+                   "folder (default PRODUCTS/predictions)")
+    p.add_argument("--no-prediction-log", action="store_true",
+                   help="do not log predictions")
+    p.add_argument("--log-features", action="store_true",
+                   help="include feature values in the request log lines")
+    p.add_argument("--log-level", default="INFO", help="INFO (default) or WARNING")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override an env.yaml parameter")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser(
+        "score",
+        help="score a CSV or Parquet file with the champion, in chunks",
+        description="Stream INPUT through the model chunk by chunk (flat memory), "
+        "validate every chunk with the schema and write Parquet with row_id, "
+        "score, label and model_version. Invalid rows go to a rejects file with "
+        "the reason, unless --fail-fast.",
+        epilog="exit codes: 0 done (rejected rows are reported), 2 configuration "
+        "error, 3 unreadable input or an invalid row with --fail-fast, 4 no model.",
+    )
+    p.add_argument("input", help="CSV (separator: --sep, default env csv_sep) or "
+                   "Parquet file")
+    p.add_argument("--out", required=True, help="output Parquet file")
+    p.add_argument("--version", help="model version (default: the alias)")
+    p.add_argument("--alias", default="champion", help="registry alias (default "
+                   "champion)")
+    p.add_argument("--chunk-size", type=int, default=100_000,
+                   help="rows per chunk (default 100000)")
+    p.add_argument("--rejects", help="file for invalid rows, .parquet or .csv "
+                   "(default OUT with .rejects.parquet)")
+    p.add_argument("--fail-fast", action="store_true",
+                   help="stop at the first invalid row instead of setting it aside")
+    p.add_argument("--sep", help="CSV separator (default: env.yaml csv_sep)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override an env.yaml parameter")
+    p.set_defaults(func=cmd_score)
     return parser
+
+
+# ---------------------------------------------------------------- serve, score
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the scoring API until interrupted."""
+    from tasks.api import API_KEY_ENV, ServeSettings, serve
+    from tasks.config import load_env
+    from tasks.schema import load_schema
+
+    env = load_env(overrides=_env_overrides(args.set))
+    log_dir = None
+    if not args.no_prediction_log:
+        log_dir = args.prediction_log or str(Path(env["products"]) / "predictions")
+    settings = ServeSettings(
+        tracking_uri=env["tracking_uri"],
+        model_name=env["model_name"],
+        schema=load_schema(env["schema_path"]),
+        alias=args.alias,
+        model_version=args.version,
+        api_key=os.environ.get(API_KEY_ENV) or None,
+        max_body_bytes=args.max_body_bytes,
+        max_records=args.max_records,
+        poll_interval=args.poll_interval,
+        prediction_log_dir=log_dir,
+        log_features=args.log_features,
+    )
+    serve(settings, host=args.host, port=args.port, log_level=args.log_level.upper())
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    """Score a file in chunks with a registered model; report rows and rejects."""
+    import time
+
+    from tasks.config import load_env
+    from tasks.schema import load_schema
+    from tasks.score import (
+        default_rejects_path,
+        load_registered_model,
+        resolve_model_uri,
+        score_file,
+    )
+
+    env = load_env(overrides=_env_overrides(args.set))
+    schema = load_schema(env["schema_path"])
+    uri = resolve_model_uri(env["model_name"], args.alias, args.version)
+    model, info = load_registered_model(env["tracking_uri"], uri)
+    rejects = None
+    if not args.fail_fast:
+        rejects = args.rejects or default_rejects_path(args.out)
+    _say(f"scoring {args.input} with {info['model_name']} v{info['model_version']} "
+         f"(chunks of {args.chunk_size:,} rows)")
+    last = [0.0]
+
+    def progress(result, total) -> None:
+        now = time.monotonic()
+        if now - last[0] < 1.0 and not (total and result.rows >= total):
+            return
+        last[0] = now
+        done = f"{result.rows:,}" + (f"/{total:,} ({result.rows / total:.0%})"
+                                     if total else "")
+        _say(f"  {done} rows, {result.rejected:,} rejected, "
+             f"{result.rows / max(result.seconds, 1e-9):,.0f} rows/s")
+
+    result = score_file(
+        model, args.input, args.out, schema, info["threshold"], info["model_version"],
+        chunk_size=args.chunk_size, rejects=rejects, fail_fast=args.fail_fast,
+        csv_sep=args.sep or env.get("csv_sep", ","), progress=progress,
+    )
+    _say(f"wrote {result.out}: {result.scored:,} of {result.rows:,} rows scored in "
+         f"{result.seconds:.1f} s")
+    if result.rejected:
+        _say(f"warning: {result.rejected:,} invalid row(s) set aside in "
+             f"{result.rejects}; most common reasons:")
+        for reason, n in sorted(result.reasons.items(), key=lambda kv: -kv[1])[:5]:
+            _say(f"  {n:,} x {reason}")
+    return 0
 
 
 # ---------------------------------------------------------------- monitor
