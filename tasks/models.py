@@ -147,6 +147,9 @@ def make_estimator(
     return LGBMClassifier(
         n_estimators=max_rounds,
         subsample_freq=1,
+        # same data, seed and threads -> the same trees (reproducible builds)
+        deterministic=True,
+        force_row_wise=True,
         n_jobs=n_jobs,
         random_state=seed,
         verbose=-1,
