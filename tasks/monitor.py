@@ -672,7 +672,7 @@ def monitor(
         f["p_adjusted"] = p_adj
         reasons += _feature_status(name, f, t)
         statuses.append(f["status"])
-        # a fixed key order keeps verdict files easy to diff
+        # the verdict's contract: this key set, in this order
         features[name] = {k: f[k] for k in (
             "status", "psi", "test", "statistic", "p_value", "p_adjusted",
             "missing_share_ref", "missing_share_cur", "unseen_share", "bins")}
