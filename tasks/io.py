@@ -135,3 +135,9 @@ def save_model(model: Any, path: str | Path) -> None:
 
 def load_model(path: str | Path) -> Any:
     return joblib.load(path)
+
+
+def save_figure(fig, path: str | Path, dpi: int = 110) -> None:
+    """Save a matplotlib figure as PNG, atomically."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")

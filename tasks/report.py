@@ -31,7 +31,7 @@ def _fmt(v: Any) -> str:
 
 def render_index(
     products_dir: Path, register: dict[str, Any], evaluation: dict[str, Any],
-    scores: pd.DataFrame, out_dir: Path,
+    scores: pd.DataFrame, model_card: Path, out_dir: Path,
 ) -> str:
     """HTML for ``products/index.html``.
 
@@ -40,6 +40,7 @@ def render_index(
         register: the register stage's result (version, promotion decision).
         evaluation: the evaluate stage's metrics (``families``, ``champion``).
         scores: the batch-scored test split (``score``, ``label``, ``model_version``).
+        model_card: the model card's HTML page.
         out_dir: folder the index is written to (links are relative to it).
     """
     pages = sorted(
@@ -84,6 +85,9 @@ version <b>{_fmt(register.get('model_version'))}</b>
 ({_fmt(register.get('family'))}): {decision}. {_fmt(register.get('reason'))}.
 Current champion: version <b>{_fmt(register.get('champion_version'))}</b>.
 MLflow run <code>{_fmt(register.get('run_id'))}</code>.</p>
+<p><b><a href="{html.escape(os.path.relpath(model_card, out_dir))}">Model card</a></b>
+(intended use, metrics with confidence intervals, calibration, slices,
+limitations, lineage)</p>
 <h2>Test metrics by model family</h2>
 <table><tr><th>family</th>{''.join(f'<th>{m}</th>' for m in metric_cols)}</tr>
 {rows}</table>

@@ -83,6 +83,52 @@ def report(upstream: Any, product: Any, products: str, resources_: Any = None) -
         register=io.read_json(upstream["register"]["result"]),
         evaluation=io.read_json(upstream["evaluate"]["metrics"]),
         scores=io.read_parquet(upstream["score"]["data"]),
+        model_card=Path(upstream["model-card"]["html"]),
         out_dir=Path(product).parent,
     )
     io.write_text(html, product)
+
+
+def model_card(
+    upstream: Any, product: Any, schema_path: str, tracking_uri: str,
+    intended_use: str, limitations: list[str], seed: int, resources_: Any = None,
+) -> None:
+    """Model card of the registered candidate (Markdown + HTML), also in MLflow."""
+    import mlflow
+    import pandas as pd
+
+    from tasks.evaluate import calibration_table
+    from tasks.features import target_vector
+    from tasks.model_card import bootstrap_metrics, render_model_card, to_html
+
+    schema = load_schema(schema_path)
+    evaluation = io.read_json(upstream["evaluate"]["metrics"])
+    registered = io.read_json(upstream["register"]["result"])
+    model = io.load_model(evaluation["families"][registered["family"]]["model_path"])
+    test = io.read_parquet(upstream["split"]["test"])
+    y, proba = target_vector(test, schema), model.predict_proba(test)[:, 1]
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+    lineage = {k: v for k, v in client.get_run(registered["run_id"]).data.tags.items()
+               if k.startswith("lineage.")}
+    importance = pd.read_csv(upstream["explain"]["importance"], index_col=0).iloc[:, 0]
+    markdown = render_model_card(
+        schema=schema,
+        register=registered,
+        evaluation=evaluation,
+        ci=bootstrap_metrics(y, proba, seed=seed),
+        calibration=calibration_table(y, proba),
+        importance=importance,
+        source=io.read_json(upstream["ingest"]["meta"]),
+        split=io.read_json(upstream["split"]["meta"]),
+        lineage=lineage,
+        intended_use=intended_use,
+        limitations=list(limitations),
+    )
+    title = f"{registered['model_name']} v{registered['model_version']} model card"
+    io.write_text(markdown, product["md"])
+    io.write_text(to_html(markdown, title), product["html"])
+    for key in ("md", "html"):
+        client.log_artifact(registered["run_id"], product[key],
+                            artifact_path="model_card")
+    client.update_model_version(registered["model_name"],
+                                registered["model_version"], description=markdown)

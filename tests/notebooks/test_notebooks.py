@@ -22,7 +22,7 @@ from tests.conftest import REPO
 pytestmark = pytest.mark.slow
 
 STAGES = ["validate", "features", "train-logistic", "train-xgboost",
-          "train-lightgbm", "evaluate", "register"]
+          "train-lightgbm", "evaluate", "register", "explain"]
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -26,8 +27,8 @@ from tests.conftest import BIN, REPO, TEST_MODEL_NAME
 pytestmark = pytest.mark.slow
 
 ALL_TASKS = {"ingest", "validate", "split", "features", "train-logistic",
-             "train-xgboost", "train-lightgbm", "evaluate", "register", "score",
-             "report"}
+             "train-xgboost", "train-lightgbm", "evaluate", "register", "explain",
+             "model-card", "score", "report"}
 AFTER_SPLIT = ALL_TASKS - {"ingest", "validate", "split"}
 AFTER_FEATURES = AFTER_SPLIT - {"features"}
 
@@ -35,7 +36,7 @@ AFTER_FEATURES = AFTER_SPLIT - {"features"}
 def run(cmd, cwd, **kw):
     return subprocess.run(
         [str(c) for c in cmd], cwd=cwd, capture_output=True, text=True, timeout=900,
-        env={**__import__("os").environ, "PLOOMBER_ENV_FILENAME": "env.test.yaml"},
+        env={**os.environ, "PLOOMBER_ENV_FILENAME": "env.test.yaml"},
         **kw,
     )
 
@@ -52,9 +53,17 @@ def outdated_tasks(project: Path) -> set[str]:
     from ploomber.constants import TaskStatus
     from ploomber.spec import DAGSpec
 
-    spec = DAGSpec(str(project / "pipeline.yaml"), env=str(project / "env.test.yaml"))
-    dag = spec.to_dag()
-    dag.render(show_progress=False)
+    # Ploomber resolves the `resources_` of grid tasks against the working
+    # directory (the others against pipeline.yaml's folder): render from there
+    cwd = os.getcwd()
+    os.chdir(project)
+    try:
+        spec = DAGSpec(str(project / "pipeline.yaml"),
+                       env=str(project / "env.test.yaml"))
+        dag = spec.to_dag()
+        dag.render(show_progress=False)
+    finally:
+        os.chdir(cwd)
     return {name for name, task in dag.items()
             if task.exec_status != TaskStatus.Skipped}
 
@@ -88,7 +97,9 @@ def test_first_build_runs_every_task_and_prints_the_report(project):
     report = project["root"] / "products-test" / "index.html"
     assert f"report: {report}" in project["first"].stderr
     html = report.read_text()
-    for stage in ("validate", "features", "train-xgboost", "evaluate", "register"):
+    assert "model-card/model-card.html" in html
+    for stage in ("validate", "features", "train-xgboost", "evaluate", "register",
+                  "explain"):
         assert f"{stage}.html" in html or f"{stage}-" in html
 
 
@@ -101,7 +112,7 @@ def test_products_exist(project):
     p = project["root"] / "products-test"
     for nb in ("validate/validate", "features/features", "train/train-logistic-0",
                "train/train-xgboost-1", "train/train-lightgbm-2", "evaluate/evaluate",
-               "register/register"):
+               "register/register", "explain/explain"):
         assert (p / f"{nb}.ipynb").stat().st_size > 0
         assert "<html" in (p / f"{nb}.html").read_text()[:2000].lower()
     scores = pd.read_parquet(p / "score" / "scores.parquet")
