@@ -634,7 +634,9 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     overrides = _env_overrides(args.set)
-    if args.data:
+    if args.data and "://" in args.data:  # a URL: ingest reads it
+        overrides["data_path"] = args.data
+    elif args.data:
         data = Path(args.data).expanduser().resolve()
         if not data.is_file():
             raise ConfigError(f"--data {args.data!r}: no such file")
@@ -713,7 +715,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "holds the lock.",
     )
     p.add_argument("--data", metavar="PATH",
-                   help="the latest data (CSV/Parquet); becomes --env--data_path")
+                   help="the latest data (CSV/Parquet file or URL); becomes "
+                   "--env--data_path")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help=set_help)
     p.add_argument("--force", action="store_true",
                    help="rebuild every task, not only what changed")
