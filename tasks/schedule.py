@@ -221,8 +221,22 @@ class RetrainLock:
         return self.path.with_name(self.path.name + ".break")
 
     def acquire(self) -> dict:
-        """Take the lock or raise :class:`LockHeldError`; returns what it wrote."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        """Take the lock or raise :class:`LockHeldError`; returns what it wrote.
+
+        Raises:
+            LockHeldError: a live run holds it.
+            ConfigError: the lock's folder cannot be created or written.
+        """
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            probe = self.path.with_name(f".probe-{os.getpid()}")
+            probe.touch()
+            probe.unlink()
+        except OSError as e:
+            raise ConfigError(
+                f"cannot write the retrain lock in {self.path.parent} "
+                f"({e.strerror}); pass --state-dir to a writable folder"
+            ) from e
         for _ in range(5):
             now = time.time()
             info = {

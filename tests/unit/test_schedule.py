@@ -194,6 +194,13 @@ def test_a_stale_break_guard_does_not_block_forever(tmp_path):
     assert not guard.exists()
 
 
+def test_an_unusable_state_folder_is_a_configuration_error(tmp_path):
+    blocker = tmp_path / "state"
+    blocker.write_text("a file where the folder should be")
+    with pytest.raises(ConfigError, match="--state-dir"):
+        RetrainLock(blocker / "retrain.lock").acquire()
+
+
 # ---------------------------------------------------------------- verdicts
 def test_verdict_status(tmp_path):
     path = tmp_path / "verdict.json"
@@ -269,10 +276,11 @@ def test_exit_codes(tmp_path, build, monitor, status, code, ran):
 
 def test_without_monitor_the_note_is_logged_in_the_summary(tmp_path):
     steps = Steps()
-    plan = _plan(tmp_path, monitor_note="tasks.monitor does not exist yet")
-    summary = run_retrain(plan, steps.step("build"), None)
+    note = "tasks.monitor does not exist yet"
+    summary = run_retrain(_plan(tmp_path, monitor_note=note), steps.step("build"),
+                          None)
     assert summary["exit_code"] == EXIT_OK
-    assert summary["steps"]["monitor"] == {"skipped": "tasks.monitor does not exist yet"}
+    assert summary["steps"]["monitor"] == {"skipped": note}
 
 
 def test_a_held_lock_runs_nothing_and_keeps_latest(tmp_path):
