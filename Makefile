@@ -35,7 +35,7 @@ $(STAMP): requirements.lock.txt pyproject.toml config/nbship-offline.pth
 	  || $(BIN)/python -m pip install --quiet --no-deps -e .
 	cp config/nbship-offline.pth $$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/
 	$(BIN)/python -m ipykernel install --sys-prefix --name nbship --display-name nbship >/dev/null
-	$(BIN)/jupyter labextension disable "@jupyterlab/apputils-extension:announcements" >/dev/null 2>&1 || true
+	$(BIN)/jupyter labextension disable --level=sys_prefix "@jupyterlab/apputils-extension:announcements" >/dev/null 2>&1 || true
 	touch $@
 
 build: setup ## build the whole pipeline on the default data (incremental)

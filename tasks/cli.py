@@ -387,7 +387,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     from tasks.monitor import (
         EXIT_CODES,
         check_columns,
-        monitor,
+        monitor_model,
         render_report,
         resolve_thresholds,
     )
@@ -410,20 +410,9 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     model, info = load_registered_model(
         env["tracking_uri"], resolve_model_uri(env["model_name"])
     )
-    features = schema.feature_names
-    test_auc = info["tags"].get("test_roc_auc")
-    verdict = monitor(
-        reference, current, schema,
-        model.predict_proba(reference[features])[:, 1],
-        model.predict_proba(current[features])[:, 1],
-        thresholds,
-        reference_auc=float(test_auc) if test_auc else None,
-        reference_auc_source=(f"test split when version {info['model_version']} "
-                              "was trained") if test_auc else None,
-        decision_threshold=info["threshold"],
-        inputs={"current": str(args.current), "reference": str(ref_path),
-                "model": f"{info['model_name']} v{info['model_version']} "
-                f"(@champion)"},
+    verdict = monitor_model(
+        reference, current, schema, model, info, thresholds,
+        inputs={"current": str(args.current), "reference": str(ref_path)},
     )
     out_dir = Path(args.out_dir or products / "monitor")
     write_json(verdict, out_dir / "verdict.json")

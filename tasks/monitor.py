@@ -741,6 +741,43 @@ def monitor(
     }
 
 
+def monitor_model(
+    reference_df: pd.DataFrame,
+    current_df: pd.DataFrame,
+    schema: Schema,
+    model,
+    info: dict[str, Any],
+    thresholds: dict[str, Any] | None = None,
+    inputs: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """:func:`monitor` with scores from a registered model.
+
+    Both frames are scored with ``model`` (``predict_proba``); the current AUC is
+    judged against the ``test_roc_auc`` the version recorded when it was trained
+    (the training split would be optimistic).
+
+    Args:
+        reference_df, current_df, schema, thresholds: as for :func:`monitor`.
+        model: fitted pipeline with ``predict_proba``.
+        info: registry facts from :func:`tasks.score.load_registered_model`.
+        inputs: free facts recorded in the verdict (paths); the model is added.
+    """
+    features = schema.feature_names
+    test_auc = info["tags"].get("test_roc_auc")
+    return monitor(
+        reference_df, current_df, schema,
+        model.predict_proba(reference_df[features])[:, 1],
+        model.predict_proba(current_df[features])[:, 1],
+        thresholds,
+        reference_auc=float(test_auc) if test_auc else None,
+        reference_auc_source=(f"test split when version {info['model_version']} "
+                              "was trained") if test_auc else None,
+        decision_threshold=info["threshold"],
+        inputs={**(inputs or {}),
+                "model": f"{info['model_name']} v{info['model_version']}"},
+    )
+
+
 def _labels(df: pd.DataFrame, schema: Schema) -> np.ndarray:
     """0/1 target with NaN where the label is missing or not one of the two."""
     neg, pos = schema.labels

@@ -31,7 +31,7 @@ def _fmt(v: Any) -> str:
 
 def render_index(
     products_dir: Path, register: dict[str, Any], evaluation: dict[str, Any],
-    scores: pd.DataFrame, model_card: Path, out_dir: Path,
+    scores: pd.DataFrame, model_card: Path, verdict: dict[str, Any], out_dir: Path,
 ) -> str:
     """HTML for ``products/index.html``.
 
@@ -41,6 +41,7 @@ def render_index(
         evaluation: the evaluate stage's metrics (``families``, ``champion``).
         scores: the batch-scored test split (``score``, ``label``, ``model_version``).
         model_card: the model card's HTML page.
+        verdict: the monitor stage's verdict (``status``, ``reasons``).
         out_dir: folder the index is written to (links are relative to it).
     """
     pages = sorted(
@@ -88,6 +89,9 @@ MLflow run <code>{_fmt(register.get('run_id'))}</code>.</p>
 <p><b><a href="{html.escape(os.path.relpath(model_card, out_dir))}">Model card</a></b>
 (intended use, metrics with confidence intervals, calibration, slices,
 limitations, lineage)</p>
+<p><b><a href="{html.escape(os.path.relpath(products_dir / 'monitor' / 'monitor.html', out_dir))}">Monitoring report</a></b>:
+drift of {_fmt(verdict.get('inputs', {}).get('current'))} against the training split is
+<b>{_fmt(verdict.get('status', '?').upper())}</b>.</p>
 <h2>Test metrics by model family</h2>
 <table><tr><th>family</th>{''.join(f'<th>{m}</th>' for m in metric_cols)}</tr>
 {rows}</table>

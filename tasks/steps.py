@@ -84,6 +84,7 @@ def report(upstream: Any, product: Any, products: str, resources_: Any = None) -
         evaluation=io.read_json(upstream["evaluate"]["metrics"]),
         scores=io.read_parquet(upstream["score"]["data"]),
         model_card=Path(upstream["model-card"]["html"]),
+        verdict=io.read_json(upstream["monitor"]["verdict"]),
         out_dir=Path(product).parent,
     )
     io.write_text(html, product)
@@ -132,3 +133,36 @@ def model_card(
                             artifact_path="model_card")
     client.update_model_version(registered["model_name"],
                                 registered["model_version"], description=markdown)
+
+
+def monitor(
+    upstream: Any, product: Any, schema_path: str, tracking_uri: str,
+    model_name: str, monitor_data: str, csv_sep: str,
+    monitor_thresholds: dict[str, Any], resources_: Any = None,
+) -> None:
+    """Drift report of ``monitor_data`` (default: the test split) against train.
+
+    A report, not a gate: an ``alert`` verdict does not fail the build (the
+    ``nbship monitor`` command exits 10 for schedulers).
+    """
+    from tasks.io import read_table
+    from tasks.monitor import check_columns, monitor_model, render_report
+    from tasks.score import load_registered_model, resolve_model_uri
+
+    schema = load_schema(schema_path)
+    reference = io.read_parquet(upstream["split"]["train"])
+    if monitor_data:
+        current = read_table(monitor_data, csv_sep=csv_sep)
+    else:
+        current = io.read_parquet(upstream["split"]["test"])
+    check_columns(current, schema, f"monitor_data ({monitor_data or 'test split'})")
+    registered = io.read_json(upstream["register"]["result"])
+    model, info = load_registered_model(
+        tracking_uri, resolve_model_uri(model_name,
+                                        version=registered["champion_version"]))
+    verdict = monitor_model(
+        reference, current, schema, model, info, monitor_thresholds,
+        inputs={"current": monitor_data or "test split", "reference": "train split"},
+    )
+    io.write_json(verdict, product["verdict"])
+    io.write_text(render_report(verdict), product["html"])

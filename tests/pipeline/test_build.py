@@ -28,7 +28,7 @@ pytestmark = pytest.mark.slow
 
 ALL_TASKS = {"ingest", "validate", "split", "features", "train-logistic",
              "train-xgboost", "train-lightgbm", "evaluate", "register", "explain",
-             "model-card", "score", "report"}
+             "model-card", "score", "monitor", "report"}
 AFTER_SPLIT = ALL_TASKS - {"ingest", "validate", "split"}
 AFTER_FEATURES = AFTER_SPLIT - {"features"}
 
@@ -98,6 +98,7 @@ def test_first_build_runs_every_task_and_prints_the_report(project):
     assert f"report: {report}" in project["first"].stderr
     html = report.read_text()
     assert "model-card/model-card.html" in html
+    assert "monitor/monitor.html" in html
     for stage in ("validate", "features", "train-xgboost", "evaluate", "register",
                   "explain"):
         assert f"{stage}.html" in html or f"{stage}-" in html
