@@ -252,8 +252,9 @@ def alias_history(tracking_uri: str, experiment: str,
              **{k: r.data.tags.get(f"nbship.{k}", "") for k in keys}} for r in runs]
 
 
-def notify_reload(url: str, timeout: float = 10.0) -> str | None:
-    """POST ``url`` (an API's ``/reload``); the problem as text, or None when ok."""
+def notify_reload(url: str, timeout: float = 60.0) -> str | None:
+    """POST ``url`` (an API's ``/reload``; add ``?wait=true`` to return once the
+    new model serves); the problem as text, or None when it answered 2xx."""
     req = urllib.request.Request(url, data=b"", method="POST")
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310

@@ -751,7 +751,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     by_help = "who made the change (default: USER@HOST)"
     reload_help = ("after moving the alias, POST here so a running API swaps "
-                   "models now, e.g. http://127.0.0.1:8000/reload")
+                   "models now, e.g. http://127.0.0.1:8000/reload?wait=true")
     p = sub.add_parser(
         "promote",
         help="move the champion alias to VERSION (recorded in MLflow)",

@@ -4,8 +4,9 @@
   other exits with the lock code at once.
 - A retrain whose build fails on bad data (a missing column) exits with the build
   code and leaves the champion alias where it was.
-- Promote and rollback move the alias, record who/when/why, and refuse when there
-  is nothing to roll back to.
+- Promote and rollback move the alias, record who/when/why, make a running API
+  (`nbship serve`) serve the new champion at once, and refuse when there is
+  nothing to roll back to.
 
 Tests that change the registry work on a copy of the session build's MLflow store
 (same artifacts), so other tests keep seeing the registry `built` made.
@@ -19,12 +20,14 @@ import subprocess
 import time
 from pathlib import Path
 
+import httpx
 import mlflow
 import pandas as pd
 import pytest
 
 from tasks.errors import ModelError
 from tasks.schedule import EXIT_BUILD_FAILED, EXIT_LOCKED, EXIT_MONITOR_ALERT
+from tests.api.conftest import start_server
 from tests.conftest import BIN, REPO
 
 pytestmark = pytest.mark.slow
@@ -123,7 +126,7 @@ def test_a_failed_build_leaves_the_champion(built, registry, tmp_path):
     assert summary["champion_changed"] is False
 
 
-def test_promote_rollback_and_back(built, registry):
+def test_promote_rollback_and_back(built, registry, tmp_path, request):
     from tasks.promote import alias_history, rollback
     from tasks.score import load_registered_model
 
@@ -135,21 +138,32 @@ def test_promote_rollback_and_back(built, registry):
                                           run_id=src.run_id).version)
     opts = ["--set", f"tracking_uri={registry}",
             "--set", f"artifact_root={built.artifact_root}"]
+    api = start_server(built, tmp_path / "api", tracking_uri=registry)
+    request.addfinalizer(api.stop)
+    reload_url = ["--reload-url", f"{api.url}/reload?wait=true"]
 
+    def serving() -> str:
+        return str(httpx.get(f"{api.url}/metadata", timeout=30).json()[
+            "model_version"])
+
+    assert serving() == old
     r = nbship(built, "promote", new, "--reason", "canary passed", "--by", "alice",
-               *opts)
+               *reload_url, *opts)
     assert r.returncode == 0, r.stderr
+    assert "reloaded" in r.stderr
     assert champion(client, name) == new
+    assert serving() == new
     tags = client.get_model_version(name, new).tags
     assert tags["previous_champion"] == old
     assert (tags["champion.set_by"], tags["champion.set_reason"]) == (
         "alice", "canary passed")
 
     r = nbship(built, "rollback", "--reason", "calibration off", "--by", "bob",
-               *opts)
+               *reload_url, *opts)
     assert r.returncode == 0, r.stderr
     assert f"v{new} -> v{old}" in r.stderr
     assert champion(client, name) == old
+    assert serving() == old  # the API serves the previous version again
     back = client.get_model_version(name, old).tags
     assert back["rolled_back_from"] == new
     assert back["champion.set_action"] == "rollback"
