@@ -64,6 +64,14 @@ def render_index(
         for name, res in fam.items()
     )
     decision = "promoted to @champion" if register.get("promoted") else "not promoted"
+    imp_png = products_dir / "explain" / "importance.png"
+    importance = (
+        "<h2>What drives the candidate's scores</h2>"
+        f'<p><img src="{html.escape(os.path.relpath(imp_png, out_dir))}" '
+        'alt="global feature importance" style="max-width:36rem"></p>'
+        if imp_png.exists()
+        else ""
+    )
     label_counts = {str(k): int(v) for k, v in scores["label"].value_counts().items()}
     built = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     dag_png = products_dir / "pipeline.png"
@@ -95,6 +103,7 @@ drift of {_fmt(verdict.get('inputs', {}).get('current'))} against the training s
 <h2>Test metrics by model family</h2>
 <table><tr><th>family</th>{''.join(f'<th>{m}</th>' for m in metric_cols)}</tr>
 {rows}</table>
+{importance}
 <h2>Batch scoring</h2>
 <p>{len(scores)} test rows scored with version
 {_fmt(', '.join(sorted(scores['model_version'].unique())))} at threshold
