@@ -456,6 +456,14 @@ def champion_state(tracking_uri: str, model_name: str) -> dict | None:
     }
 
 
+def _redact(value: Any) -> Any:
+    """``scheme://user:secret@host`` -> ``scheme://***@host`` (summaries are shared)."""
+    if isinstance(value, str) and "://" in value and "@" in value.split("/", 3)[2]:
+        scheme, rest = value.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return value
+
+
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -502,9 +510,9 @@ def run_retrain(
         "host": socket.gethostname(),
         "pid": os.getpid(),
         "data_path": env.get("data_path"),
-        "overrides": plan.overrides,
+        "overrides": {k: _redact(v) for k, v in plan.overrides.items()},
         "model_name": env.get("model_name"),
-        "tracking_uri": env.get("tracking_uri"),
+        "tracking_uri": _redact(env.get("tracking_uri")),
         "lock": str(plan.lock_path),
         "trigger": "schedule",
         "steps": {},
@@ -523,7 +531,8 @@ def run_retrain(
         return summary
 
     lock = RetrainLock(plan.lock_path, plan.lock_max_age_s,
-                       command="nbship retrain " + " ".join(plan.ploomber_args()))
+                       command="nbship retrain " + " ".join(
+                           _redact(a) for a in plan.ploomber_args()))
     try:
         lock.acquire()
     except LockHeldError as e:
@@ -592,7 +601,7 @@ def run_retrain(
 def _timed(step: Callable[[list[str]], int], args: list[str]) -> tuple[int, dict]:
     t0 = time.monotonic()
     code = int(step(args) or 0)
-    return code, {"args": args, "exit_code": code,
+    return code, {"args": [_redact(a) for a in args], "exit_code": code,
                   "duration_s": round(time.monotonic() - t0, 2)}
 
 

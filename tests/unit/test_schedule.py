@@ -274,6 +274,19 @@ def test_exit_codes(tmp_path, build, monitor, status, code, ran):
     assert not (tmp_path / "state" / "retrain.lock").exists()
 
 
+def test_credentials_in_uris_stay_out_of_the_summary(tmp_path):
+    plan = _plan(tmp_path)
+    plan.overrides["tracking_uri"] = "https://bot:s3cret@mlflow.example/"
+    # (env keeps the store-less SQLite URI: this test reads no registry)
+    plan.overrides["data_path"] = "s3://bucket/x.csv"
+    steps = Steps()
+    run_retrain(plan, steps.step("build"), steps.step("monitor"))
+    text = (tmp_path / "products/retrain/latest.json").read_text()
+    assert "s3cret" not in text and "https://***@mlflow.example/" in text
+    assert "s3://bucket/x.csv" in text
+    assert "s3cret" in " ".join(steps.calls[0][1])  # the build still gets it
+
+
 def test_without_monitor_the_note_is_logged_in_the_summary(tmp_path):
     steps = Steps()
     note = "tasks.monitor does not exist yet"
