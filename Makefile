@@ -18,7 +18,8 @@ export DO_NOT_TRACK := true
 
 .DEFAULT_GOAL := help
 
-.PHONY: help setup build test lab status plot mlflow-ui lint format lock clean clean-all bench
+.PHONY: help setup build test lab status plot mlflow-ui lint format lock clean clean-all bench \
+        airflow-venv retrain export-airflow serve
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -41,8 +42,20 @@ $(STAMP): requirements.lock.txt pyproject.toml config/nbship-offline.pth
 build: setup ## build the whole pipeline on the default data (incremental)
 	$(BIN)/nbship build
 
-test: setup ## run the whole test suite (unit, data, model, notebooks, pipeline, api)
+test: setup airflow-venv ## run the whole test suite (unit, data, model, notebooks, pipeline, api)
 	$(BIN)/python -m pytest
+
+airflow-venv: ## create .venv-airflow (Airflow 3.3.2, only for the DAG export test)
+	PYTHON=$(PYTHON) scripts/airflow-venv.sh
+
+retrain: setup ## headless retrain: build, gate, promote or keep, score, monitor
+	$(BIN)/nbship retrain
+
+export-airflow: setup ## write deploy/airflow/nbship_dag.py (one task per pipeline task)
+	$(BIN)/nbship export-airflow --out deploy/airflow/nbship_dag.py
+
+serve: setup ## the real-time API on http://127.0.0.1:8000 (champion model)
+	$(BIN)/nbship serve
 
 lab: setup ## open JupyterLab (notebooks open as notebooks; see README)
 	$(BIN)/jupyter lab --ip 127.0.0.1 --no-browser
@@ -74,4 +87,4 @@ clean: ## delete products (keeps the MLflow store and the venv)
 	rm -rf products products-test
 
 clean-all: clean ## delete products, the MLflow stores and the venv
-	rm -rf tracking tracking-test $(VENV)
+	rm -rf tracking tracking-test $(VENV) .venv-airflow .nbship
