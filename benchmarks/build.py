@@ -31,10 +31,14 @@ BIN = Path(sys.executable).parent
 
 def ploomber_build(root: Path, *extra: str) -> tuple[float, str]:
     cmd = [
-        str(BIN / "ploomber"), "build",
-        "--env--products", str(root / "products"),
-        "--env--tracking_uri", f"sqlite:///{root / 'tracking' / 'mlflow.db'}",
-        "--env--artifact_root", str(root / "tracking" / "artifacts"),
+        str(BIN / "ploomber"),
+        "build",
+        "--env--products",
+        str(root / "products"),
+        "--env--tracking_uri",
+        f"sqlite:///{root / 'tracking' / 'mlflow.db'}",
+        "--env--artifact_root",
+        str(root / "tracking" / "artifacts"),
         *extra,
     ]
     start = time.perf_counter()
@@ -47,7 +51,7 @@ def ploomber_build(root: Path, *extra: str) -> tuple[float, str]:
 
 def task_seconds(output: str) -> dict[str, float]:
     """Per-task seconds from ploomber's closing table."""
-    table = output[output.rindex("Ran?"):]
+    table = output[output.rindex("Ran?") :]
     out = {}
     for line in table.splitlines()[2:]:
         parts = line.split()
@@ -72,39 +76,61 @@ def floor(root: Path, env: dict) -> float:
     from tasks.validate import check_frame, validate_frame
 
     schema = load_schema(env["schema_path"])
-    raw, meta = ingest_table(env["data_path"], env["csv_sep"], env["sample"],
-                             env["seed"])
+    raw, meta = ingest_table(
+        env["data_path"], env["csv_sep"], env["sample"], env["seed"]
+    )
     io.write_parquet(raw, root / "raw.parquet")
     check_frame(validate_frame(raw, schema))
     clean = coerce_frame(raw, schema)
-    train, val, test = split_data(clean, schema.target, env["test_size"],
-                                  env["val_size"], env["seed"])
+    train, val, test = split_data(
+        clean, schema.target, env["test_size"], env["val_size"], env["seed"]
+    )
     pre = fit_features(train, schema)
     Xt, Xv = pre.transform(train), pre.transform(val)
     yt, yv, ytest = (target_vector(d, schema) for d in (train, val, test))
     families = {}
     for family in ("logistic", "xgboost", "lightgbm"):
-        best, trials = tune_model(family, Xt, yt, Xv, yv, n_trials=env["n_trials"],
-                                  seed=env["seed"], n_jobs=env["n_jobs"])
+        best, trials = tune_model(
+            family,
+            Xt,
+            yt,
+            Xv,
+            yv,
+            n_trials=env["n_trials"],
+            seed=env["seed"],
+            n_jobs=env["n_jobs"],
+        )
         model = assemble_model(pre, best)
         p_val = model.predict_proba(val)[:, 1]
         families[family] = {
-            "model": model, "trials": trials, "best_params": {},
+            "model": model,
+            "trials": trials,
+            "best_params": {},
             "val": ev.compute_metrics(yv, p_val),
             "test": ev.compute_metrics(ytest, model.predict_proba(test)[:, 1]),
             "p_val": p_val,
         }
     champ = ev.select_champion(families)
-    threshold = ev.cost_threshold(yv, families[champ]["p_val"], env["cost_fp"],
-                                  env["cost_fn"])["threshold"]
-    configure_tracking(f"sqlite:///{root / 'floor.db'}", str(root / "floor-art"),
-                       "floor")
+    threshold = ev.cost_threshold(
+        yv, families[champ]["p_val"], env["cost_fp"], env["cost_fn"]
+    )["threshold"]
+    configure_tracking(
+        f"sqlite:///{root / 'floor.db'}", str(root / "floor-art"), "floor"
+    )
     log_build(
-        model_name="floor", model=families[champ]["model"], schema=schema,
-        families={f: {k: v for k, v in r.items() if k in ("val", "test", "trials")}
-                  for f, r in families.items()},
-        champion_family=champ, X_test=test[schema.feature_names], y_test=ytest,
-        threshold=threshold, params={}, lineage=lineage_tags(meta["sha256"], "x"),
+        model_name="floor",
+        model=families[champ]["model"],
+        schema=schema,
+        families={
+            f: {k: v for k, v in r.items() if k in ("val", "test", "trials")}
+            for f, r in families.items()
+        },
+        champion_family=champ,
+        X_test=test[schema.feature_names],
+        y_test=ytest,
+        threshold=threshold,
+        params={},
+        lineage=lineage_tags(meta["sha256"], "x"),
         margin=0.001,
     )
     scores = score_frame(families[champ]["model"], test, schema, threshold, "1")
@@ -135,15 +161,18 @@ def main() -> None:
         rows.append(("ploomber build (papermill), full", full, task_seconds(out)))
         noop, out = ploomber_build(tmp / "papermill", *extra)
         rows.append(("ploomber build, nothing changed", noop, {}))
-        eng, out = ploomber_build(tmp / "engine", "--force", "--env--executor",
-                                  "ploomber-engine", *extra)
+        eng, out = ploomber_build(
+            tmp / "engine", "--force", "--env--executor", "ploomber-engine", *extra
+        )
         rows.append(("ploomber build (ploomber-engine), full", eng, task_seconds(out)))
         (tmp / "floor").mkdir()
         base = floor(tmp / "floor", env)
         rows.append(("plain Python, same tasks/ calls (floor)", base, {}))
 
-    print(f"\nbuild benchmark: sample={env['sample'] or 'all'} "
-          f"n_trials={env['n_trials']} cores={os.cpu_count()}\n")
+    print(
+        f"\nbuild benchmark: sample={env['sample'] or 'all'} "
+        f"n_trials={env['n_trials']} cores={os.cpu_count()}\n"
+    )
     print(f"{'run':<42} {'seconds':>8} {'x floor':>8}")
     for name, seconds, _ in rows:
         print(f"{name:<42} {seconds:>8.1f} {seconds / base:>8.2f}")

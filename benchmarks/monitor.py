@@ -53,17 +53,25 @@ def load_model(env: dict) -> tuple[object, str, float, float | None]:
             env["tracking_uri"], resolve_model_uri(env["model_name"])
         )
         auc = info["tags"].get("test_roc_auc")
-        return (model, f"{info['model_name']} v{info['model_version']} "
-                f"({info['tags'].get('family', '?')})", info["threshold"],
-                float(auc) if auc else None)
+        return (
+            model,
+            f"{info['model_name']} v{info['model_version']} "
+            f"({info['tags'].get('family', '?')})",
+            info["threshold"],
+            float(auc) if auc else None,
+        )
     except ModelError:
         from tasks.io import load_model as load_joblib
 
         metrics = read_json(Path(env["products"]) / "evaluate" / "metrics.json")
         family = metrics["champion"]
         fam = metrics["families"][family]
-        return (load_joblib(fam["model_path"]), f"products/train ({family})",
-                metrics["threshold"], fam["test"]["roc_auc"])
+        return (
+            load_joblib(fam["model_path"]),
+            f"products/train ({family})",
+            metrics["threshold"],
+            fam["test"]["roc_auc"],
+        )
 
 
 def timed(fn, *args, **kwargs):
@@ -74,8 +82,9 @@ def timed(fn, *args, **kwargs):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+",
-                        default=[10_000, 100_000, 1_000_000])
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000]
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -93,13 +102,19 @@ def main() -> None:
     ref_scores, t_ref = timed(lambda: model.predict_proba(reference[features])[:, 1])
 
     print(f"model: {described}; loaded in {t_load:.1f} s")
-    print(f"reference: {train_path.relative_to(ROOT)}, {len(reference)} rows, "
-          f"scored in {t_ref:.2f} s (once, reused)")
-    print(f"machine: {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} CPUs; numpy {np.__version__}, pandas {pd.__version__}")
+    print(
+        f"reference: {train_path.relative_to(ROOT)}, {len(reference)} rows, "
+        f"scored in {t_ref:.2f} s (once, reused)"
+    )
+    print(
+        f"machine: {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} CPUs; numpy {np.__version__}, pandas {pd.__version__}"
+    )
     print()
-    header = (f"{'rows':>9}  {'score s':>8}  {'monitor s':>9}  {'report s':>8}  "
-              f"{'monitor/score':>13}  {'rows/s (monitor)':>16}  status")
+    header = (
+        f"{'rows':>9}  {'score s':>8}  {'monitor s':>9}  {'report s':>8}  "
+        f"{'monitor/score':>13}  {'rows/s (monitor)':>16}  status"
+    )
     print(header)
     print("-" * len(header))
     rng = np.random.default_rng(args.seed)
@@ -107,18 +122,29 @@ def main() -> None:
     for n in args.sizes:
         idx = rng.integers(0, len(source), n)
         current = source.iloc[idx].reset_index(drop=True)
-        cur_scores, t_score = timed(lambda c=current: model.predict_proba(
-            c[features])[:, 1])
+        cur_scores, t_score = timed(
+            lambda c=current: model.predict_proba(c[features])[:, 1]
+        )
         verdict, t_mon = timed(
-            monitor, reference, current, schema, ref_scores, cur_scores,
-            reference_auc=test_auc, decision_threshold=threshold,
+            monitor,
+            reference,
+            current,
+            schema,
+            ref_scores,
+            cur_scores,
+            reference_auc=test_auc,
+            decision_threshold=threshold,
         )
         _, t_rep = timed(render_report, verdict)
-        print(f"{n:>9,}  {t_score:>8.2f}  {t_mon:>9.2f}  {t_rep:>8.2f}  "
-              f"{t_mon / t_score:>13.2f}  {n / t_mon:>16,.0f}  {verdict['status']}",
-              flush=True)
-    print(f"\ntotal {time.perf_counter() - total:.1f} s (model load and reference "
-          "scoring excluded)")
+        print(
+            f"{n:>9,}  {t_score:>8.2f}  {t_mon:>9.2f}  {t_rep:>8.2f}  "
+            f"{t_mon / t_score:>13.2f}  {n / t_mon:>16,.0f}  {verdict['status']}",
+            flush=True,
+        )
+    print(
+        f"\ntotal {time.perf_counter() - total:.1f} s (model load and reference "
+        "scoring excluded)"
+    )
 
 
 if __name__ == "__main__":

@@ -54,9 +54,11 @@ class Conn:
         self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
 
     async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
-        head = (f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-                "\r\n").encode()
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            "\r\n"
+        ).encode()
         self.writer.write(head + body)
         await self.writer.drain()
         status_line = await self.reader.readline()
@@ -77,8 +79,9 @@ class Conn:
             self.writer.close()
 
 
-async def _latency(port: int, path: str, bodies: list[bytes], n: int,
-                   max_s: float) -> tuple[list[float], int]:
+async def _latency(
+    port: int, path: str, bodies: list[bytes], n: int, max_s: float
+) -> tuple[list[float], int]:
     conn = Conn("127.0.0.1", port)
     await conn.open()
     for b in bodies[:20]:  # warm-up
@@ -96,8 +99,9 @@ async def _latency(port: int, path: str, bodies: list[bytes], n: int,
     return times, errors
 
 
-async def _throughput(port: int, path: str, bodies: list[bytes], concurrency: int,
-                      n: int, max_s: float) -> tuple[float, int, int]:
+async def _throughput(
+    port: int, path: str, bodies: list[bytes], concurrency: int, n: int, max_s: float
+) -> tuple[float, int, int]:
     conns = [Conn("127.0.0.1", port) for _ in range(concurrency)]
     for c in conns:
         await c.open()
@@ -132,20 +136,29 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start(cmd: list[str], env: dict, log: Path, port: int, probe: str,
-           timeout: float = 180) -> subprocess.Popen:
+def _start(
+    cmd: list[str], env: dict, log: Path, port: int, probe: str, timeout: float = 180
+) -> subprocess.Popen:
     import httpx
 
     with open(log, "w") as f:
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=f,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            cwd=REPO,
+            env=env,
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise SystemExit(f"{cmd[0]} exited:\n{log.read_text()[-2000:]}")
         try:
-            if httpx.get(f"http://127.0.0.1:{port}{probe}", timeout=2).status_code \
-                    == 200:
+            if (
+                httpx.get(f"http://127.0.0.1:{port}{probe}", timeout=2).status_code
+                == 200
+            ):
                 return proc
         except httpx.TransportError:
             pass
@@ -164,16 +177,21 @@ def _stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-def _bench_server(name: str, port: int, path: str, bodies: list[bytes],
-                  args) -> dict:
-    times, errors = asyncio.run(_latency(port, path, bodies, args.requests,
-                                         args.max_seconds))
-    row = {"target": name, "p50_ms": 1000 * float(np.percentile(times, 50)),
-           "p99_ms": 1000 * float(np.percentile(times, 99)), "errors": errors,
-           "requests": len(times)}
+def _bench_server(name: str, port: int, path: str, bodies: list[bytes], args) -> dict:
+    times, errors = asyncio.run(
+        _latency(port, path, bodies, args.requests, args.max_seconds)
+    )
+    row = {
+        "target": name,
+        "p50_ms": 1000 * float(np.percentile(times, 50)),
+        "p99_ms": 1000 * float(np.percentile(times, 99)),
+        "errors": errors,
+        "requests": len(times),
+    }
     for c in (1, 8, 32):
-        rps, err, done = asyncio.run(_throughput(port, path, bodies, c,
-                                                 args.requests, args.max_seconds))
+        rps, err, done = asyncio.run(
+            _throughput(port, path, bodies, c, args.requests, args.max_seconds)
+        )
         row[f"rps_c{c}"] = rps
         row["errors"] += err
         row["requests"] += done
@@ -183,14 +201,24 @@ def _bench_server(name: str, port: int, path: str, bodies: list[bytes],
 # ---------------------------------------------------------------- main
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--requests", type=int, default=400,
-                    help="requests per phase (default 400)")
-    ap.add_argument("--max-seconds", type=float, default=20.0,
-                    help="time cap per phase (default 20)")
-    ap.add_argument("--rows", type=int, default=1_000_000,
-                    help="rows of the batch file (default 1,000,000)")
-    ap.add_argument("--skip-mlflow", action="store_true",
-                    help="do not start `mlflow models serve`")
+    ap.add_argument(
+        "--requests", type=int, default=400, help="requests per phase (default 400)"
+    )
+    ap.add_argument(
+        "--max-seconds",
+        type=float,
+        default=20.0,
+        help="time cap per phase (default 20)",
+    )
+    ap.add_argument(
+        "--rows",
+        type=int,
+        default=1_000_000,
+        help="rows of the batch file (default 1,000,000)",
+    )
+    ap.add_argument(
+        "--skip-mlflow", action="store_true", help="do not start `mlflow models serve`"
+    )
     args = ap.parse_args()
 
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -200,8 +228,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="nbship-bench-"))
     data = pd.read_csv(env["data_path"], sep=env["csv_sep"])
     records = json.loads(
-        data[schema.feature_names].sample(500, random_state=0).to_json(
-            orient="records")
+        data[schema.feature_names].sample(500, random_state=0).to_json(orient="records")
     )
     ours = [json.dumps(r).encode() for r in records]
     theirs = [json.dumps({"dataframe_records": [r]}).encode() for r in records]
@@ -209,16 +236,29 @@ def main() -> None:
     from tasks.score import load_registered_model, score_file
 
     model, info = load_registered_model(uri, f"models:/{name}@champion")
-    print(f"model {name} v{info['model_version']} ({info['tags'].get('family')}), "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}",
-          flush=True)
+    print(
+        f"model {name} v{info['model_version']} ({info['tags'].get('family')}), "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
     rows: list[dict] = []
 
     # (a) our API
     port = _free_port()
-    proc = _start([str(BIN / "nbship"), "serve", "--port", str(port),
-                   "--prediction-log", str(tmp / "predictions")],
-                  {**os.environ}, tmp / "nbship.log", port, "/ready")
+    proc = _start(
+        [
+            str(BIN / "nbship"),
+            "serve",
+            "--port",
+            str(port),
+            "--prediction-log",
+            str(tmp / "predictions"),
+        ],
+        {**os.environ},
+        tmp / "nbship.log",
+        port,
+        "/ready",
+    )
     try:
         rows.append(_bench_server("nbship serve", port, "/predict", ours, args))
     finally:
@@ -228,16 +268,34 @@ def main() -> None:
     # (b) mlflow models serve
     if not args.skip_mlflow:
         port = _free_port()
-        proc = _start([str(BIN / "mlflow"), "models", "serve", "-m",
-                       f"models:/{name}@champion", "--env-manager", "local",
-                       "-h", "127.0.0.1", "-p", str(port)],
-                      # it runs `uvicorn` from PATH: the venv's
-                      {**os.environ, "MLFLOW_TRACKING_URI": uri,
-                       "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"},
-                      tmp / "mlflow.log", port, "/ping")
+        proc = _start(
+            [
+                str(BIN / "mlflow"),
+                "models",
+                "serve",
+                "-m",
+                f"models:/{name}@champion",
+                "--env-manager",
+                "local",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+            ],
+            # it runs `uvicorn` from PATH: the venv's
+            {
+                **os.environ,
+                "MLFLOW_TRACKING_URI": uri,
+                "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+            },
+            tmp / "mlflow.log",
+            port,
+            "/ping",
+        )
         try:
-            rows.append(_bench_server("mlflow models serve", port, "/invocations",
-                                      theirs, args))
+            rows.append(
+                _bench_server("mlflow models serve", port, "/invocations", theirs, args)
+            )
         finally:
             _stop(proc)
         print("measured mlflow models serve", flush=True)
@@ -247,8 +305,10 @@ def main() -> None:
     frames = [pd.DataFrame([r], columns=schema.feature_names) for r in records]
     estimator = model.steps[-1][1]
     logged_jobs = estimator.get_params().get("n_jobs")
-    for label, jobs in (("in-process predict_proba", logged_jobs),
-                        ("in-process predict_proba, 1 thread", 1)):
+    for label, jobs in (
+        ("in-process predict_proba", logged_jobs),
+        ("in-process predict_proba, 1 thread", 1),
+    ):
         if "n_jobs" in estimator.get_params():
             estimator.set_params(n_jobs=jobs)
         for f in frames[:20]:
@@ -258,28 +318,43 @@ def main() -> None:
             t = time.perf_counter()
             model.predict_proba(frames[i % len(frames)])
             times.append(time.perf_counter() - t)
-        rows.append({"target": label,
-                     "p50_ms": 1000 * float(np.percentile(times, 50)),
-                     "p99_ms": 1000 * float(np.percentile(times, 99)),
-                     "rps_c1": 1 / float(np.mean(times)), "rps_c8": float("nan"),
-                     "rps_c32": float("nan"), "errors": 0, "requests": len(times)})
+        rows.append(
+            {
+                "target": label,
+                "p50_ms": 1000 * float(np.percentile(times, 50)),
+                "p99_ms": 1000 * float(np.percentile(times, 99)),
+                "rps_c1": 1 / float(np.mean(times)),
+                "rps_c8": float("nan"),
+                "rps_c32": float("nan"),
+                "errors": 0,
+                "requests": len(times),
+            }
+        )
     if "n_jobs" in estimator.get_params():
         estimator.set_params(n_jobs=logged_jobs)
 
     table = pd.DataFrame(rows).set_index("target")
     print("\nSingle-row serving (loopback, same client, same records)")
-    print(table[["p50_ms", "p99_ms", "rps_c1", "rps_c8", "rps_c32", "errors",
-                 "requests"]].round(1).to_string())
+    print(
+        table[["p50_ms", "p99_ms", "rps_c1", "rps_c8", "rps_c32", "errors", "requests"]]
+        .round(1)
+        .to_string()
+    )
     if "mlflow models serve" in table.index:
-        ratio = table.loc["nbship serve", ["rps_c1", "rps_c8", "rps_c32"]] / \
-            table.loc["mlflow models serve", ["rps_c1", "rps_c8", "rps_c32"]]
-        print("throughput ratio nbship / mlflow: "
-              + ", ".join(f"{k} {v:.2f}x" for k, v in ratio.items()))
+        ratio = (
+            table.loc["nbship serve", ["rps_c1", "rps_c8", "rps_c32"]]
+            / table.loc["mlflow models serve", ["rps_c1", "rps_c8", "rps_c32"]]
+        )
+        print(
+            "throughput ratio nbship / mlflow: "
+            + ", ".join(f"{k} {v:.2f}x" for k, v in ratio.items())
+        )
 
     # batch: 1M rows resampled from the default data
     big = tmp / "batch-input.parquet"
-    data.sample(args.rows, replace=True, random_state=1).reset_index(drop=True) \
-        .to_parquet(big)
+    data.sample(args.rows, replace=True, random_state=1).reset_index(
+        drop=True
+    ).to_parquet(big)
     del data
     t = time.perf_counter()
     frame = pd.read_parquet(big, columns=schema.feature_names)
@@ -289,23 +364,38 @@ def main() -> None:
     floor_s = time.perf_counter() - t
     del frame
     t = time.perf_counter()
-    result = score_file(model, big, tmp / "scores.parquet", schema,
-                        info["threshold"], info["model_version"],
-                        rejects=tmp / "rejects.parquet")
+    result = score_file(
+        model,
+        big,
+        tmp / "scores.parquet",
+        schema,
+        info["threshold"],
+        info["model_version"],
+        rejects=tmp / "rejects.parquet",
+    )
     batch_s = time.perf_counter() - t
     n = args.rows
-    print(f"\nBatch scoring, {n:,} rows (Parquet in, Parquet out, chunks of "
-          "100,000)")
-    batch = pd.DataFrame([
-        {"path": "in-memory predict_proba (floor)", "seconds": floor_s,
-         "rows_per_s": n / floor_s},
-        {"path": "score_file: read + validate + predict + write", "seconds": batch_s,
-         "rows_per_s": n / batch_s},
-    ]).set_index("path")
+    print(f"\nBatch scoring, {n:,} rows (Parquet in, Parquet out, chunks of 100,000)")
+    batch = pd.DataFrame(
+        [
+            {
+                "path": "in-memory predict_proba (floor)",
+                "seconds": floor_s,
+                "rows_per_s": n / floor_s,
+            },
+            {
+                "path": "score_file: read + validate + predict + write",
+                "seconds": batch_s,
+                "rows_per_s": n / batch_s,
+            },
+        ]
+    ).set_index("path")
     print(batch.round(1).to_string())
-    print(f"batch / floor: {floor_s / batch_s:.0%} (reading the whole file into "
-          f"memory first took {read_s:.1f} s, not counted in the floor); "
-          f"{result.rejected} rows rejected")
+    print(
+        f"batch / floor: {floor_s / batch_s:.0%} (reading the whole file into "
+        f"memory first took {read_s:.1f} s, not counted in the floor); "
+        f"{result.rejected} rows rejected"
+    )
     shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -74,8 +74,10 @@ def pipeline_graph(
             spec = DAGSpec(str(spec_path), lazy_import=True)
         dag = spec.to_dag()
     except Exception as e:  # ploomber raises many types; all mean a bad spec/env
-        raise ConfigError(f"cannot load {spec_path}: {type(e).__name__}: "
-                          f"{str(e).strip().splitlines()[0] if str(e) else ''}") from e
+        raise ConfigError(
+            f"cannot load {spec_path}: {type(e).__name__}: "
+            f"{str(e).strip().splitlines()[0] if str(e) else ''}"
+        ) from e
     graph = {name: sorted(dag[name].upstream) for name in dag}
     return _topological(graph)
 
@@ -156,7 +158,7 @@ with DAG(
 {edges}
 '''
 
-_OPERATOR = '''\
+_OPERATOR = """\
     {var} = BashOperator(
         task_id={name!r},
         bash_command=run_task({name!r}),
@@ -164,7 +166,7 @@ _OPERATOR = '''\
         append_env=True,
         skip_on_exit_code=UP_TO_DATE,
         trigger_rule="none_failed",
-    )'''
+    )"""
 
 
 def render_airflow_dag(
@@ -195,26 +197,34 @@ def render_airflow_dag(
     Returns:
         The file's text (deterministic for the same inputs).
     """
-    task_env = {"PLOOMBER_STATS_ENABLED": "false",
-                "PLOOMBER_VERSION_CHECK_DISABLED": "true",
-                "MLFLOW_DISABLE_TELEMETRY": "true"}
+    task_env = {
+        "PLOOMBER_STATS_ENABLED": "false",
+        "PLOOMBER_VERSION_CHECK_DISABLED": "true",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+    }
     if env_file:
         task_env["PLOOMBER_ENV_FILENAME"] = env_file
-    ploomber_args = [x for k, v in (overrides or {}).items()
-                     for x in (f"--env--{k}", str(v))]
+    ploomber_args = [
+        x for k, v in (overrides or {}).items() for x in (f"--env--{k}", str(v))
+    ]
     if force:
         ploomber_args.append("--force")
-    operators = "\n".join(
-        _OPERATOR.format(var=_var(name), name=name) for name in graph
-    )
+    operators = "\n".join(_OPERATOR.format(var=_var(name), name=name) for name in graph)
     edges = "\n".join(
         f"    {_var(up)} >> {_var(name)}" for name, ups in graph.items() for up in ups
     )
     return _TEMPLATE.format(
-        regenerate=regenerate, project_dir=project_dir, ploomber=ploomber,
-        ploomber_args=ploomber_args, task_env=task_env, skip=SKIP_EXIT_CODE,
-        marker=SKIPPED_MARKER, dag_id=dag_id, schedule=schedule,
-        operators=operators, edges=edges or "    pass",
+        regenerate=regenerate,
+        project_dir=project_dir,
+        ploomber=ploomber,
+        ploomber_args=ploomber_args,
+        task_env=task_env,
+        skip=SKIP_EXIT_CODE,
+        marker=SKIPPED_MARKER,
+        dag_id=dag_id,
+        schedule=schedule,
+        operators=operators,
+        edges=edges or "    pass",
     )
 
 
@@ -242,23 +252,41 @@ def export_airflow(
     graph = pipeline_graph(spec_path, overrides)
     bad = [n for n in graph if not re.fullmatch(r"[\w.-]+", n)]
     if bad:
-        raise ConfigError(f"task names {bad} are not valid Airflow task ids "
-                          "(letters, digits, _ . - only); rename them in "
-                          "pipeline.yaml")
+        raise ConfigError(
+            f"task names {bad} are not valid Airflow task ids "
+            "(letters, digits, _ . - only); rename them in "
+            "pipeline.yaml"
+        )
     project = str(Path(project_dir) if project_dir else spec_path.resolve().parent)
     ploomber = ploomber or f"{project}/.venv/bin/ploomber"
     regenerate = " ".join(
-        ["nbship export-airflow", "--out", shlex.quote(str(out)), "--dag-id", dag_id,
-         "--schedule", shlex.quote(str(schedule or "none"))]
+        [
+            "nbship export-airflow",
+            "--out",
+            shlex.quote(str(out)),
+            "--dag-id",
+            dag_id,
+            "--schedule",
+            shlex.quote(str(schedule or "none")),
+        ]
         + (["--project-dir", shlex.quote(str(project_dir))] if project_dir else [])
-        + [x for k, v in (overrides or {}).items()
-           for x in ("--set", shlex.quote(f"{k}={v}"))]
+        + [
+            x
+            for k, v in (overrides or {}).items()
+            for x in ("--set", shlex.quote(f"{k}={v}"))
+        ]
         + (["--force-tasks"] if force else [])
     )
     text = render_airflow_dag(
-        graph, dag_id=dag_id, schedule=schedule, project_dir=project,
-        ploomber=ploomber, env_file=os.environ.get("PLOOMBER_ENV_FILENAME"),
-        overrides=overrides, force=force, regenerate=regenerate,
+        graph,
+        dag_id=dag_id,
+        schedule=schedule,
+        project_dir=project,
+        ploomber=ploomber,
+        env_file=os.environ.get("PLOOMBER_ENV_FILENAME"),
+        overrides=overrides,
+        force=force,
+        regenerate=regenerate,
     )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -278,10 +306,18 @@ def cli_export_airflow(args: argparse.Namespace) -> int:
     spec = find_env_file().parent / "pipeline.yaml"
     schedule = None if str(args.schedule).lower() == "none" else args.schedule
     graph = export_airflow(
-        args.out, spec_path=spec, dag_id=args.dag_id, schedule=schedule,
-        project_dir=args.project_dir, ploomber=args.ploomber, overrides=overrides,
+        args.out,
+        spec_path=spec,
+        dag_id=args.dag_id,
+        schedule=schedule,
+        project_dir=args.project_dir,
+        ploomber=args.ploomber,
+        overrides=overrides,
         force=args.force_tasks,
     )
-    print(f"wrote {args.out}: DAG {args.dag_id!r}, {len(graph)} tasks, "  # noqa: T201
-          f"schedule {schedule!r}", file=sys.stderr)
+    print(
+        f"wrote {args.out}: DAG {args.dag_id!r}, {len(graph)} tasks, "
+        f"schedule {schedule!r}",
+        file=sys.stderr,
+    )
     return 0

@@ -60,8 +60,19 @@ API_KEY_ENV = "NBSHIP_API_KEY"
 API_KEY_HEADER = "x-api-key"
 # probes stay open so an orchestrator can check the container without the key
 OPEN_PATHS = frozenset({"/health", "/ready"})
-KNOWN_PATHS = frozenset({"/predict", "/explain", "/health", "/ready", "/metadata",
-                         "/metrics", "/reload", "/docs", "/openapi.json"})
+KNOWN_PATHS = frozenset(
+    {
+        "/predict",
+        "/explain",
+        "/health",
+        "/ready",
+        "/metadata",
+        "/metrics",
+        "/reload",
+        "/docs",
+        "/openapi.json",
+    }
+)
 PREDLOG_ROWS = "nbship_prediction_log_rows_total"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
@@ -113,8 +124,8 @@ class ServeSettings:
 
 # ---------------------------------------------------------------- request model
 def _field_name(name: str) -> str:
-    ok = name.isidentifier() and not keyword.iskeyword(name) and not name.startswith(
-        "_"
+    ok = (
+        name.isidentifier() and not keyword.iskeyword(name) and not name.startswith("_")
     )
     return name if ok else f"f_{abs(hash(name))}"
 
@@ -164,8 +175,12 @@ def build_record_model(schema: Schema):
     for name in (schema.target, *schema.drop):
         fields[_field_name(name)] = (
             Any,
-            Field(default=None, alias=name, exclude=True,
-                  description="accepted and ignored: not a model feature"),
+            Field(
+                default=None,
+                alias=name,
+                exclude=True,
+                description="accepted and ignored: not a model feature",
+            ),
         )
     return create_model(
         "Record",
@@ -209,8 +224,13 @@ class RecordParser:
                     "schema": {
                         "anyOf": [
                             {**record, "title": "Record"},
-                            {"type": "array", "items": record, "minItems": 1,
-                             "maxItems": self.max_records, "title": "Records"},
+                            {
+                                "type": "array",
+                                "items": record,
+                                "minItems": 1,
+                                "maxItems": self.max_records,
+                                "title": "Records",
+                            },
                         ]
                     }
                 }
@@ -236,9 +256,18 @@ class RecordParser:
                 raise RequestError(400, f"the body is not valid JSON: {e}") from None
             raise RequestError(
                 422,
-                [{"loc": ["body"], "record": None, "field": None,
-                  "msg": "the body must be a JSON object (one record) or an array "
-                  "of objects", "type": "body_type"}],
+                [
+                    {
+                        "loc": ["body"],
+                        "record": None,
+                        "field": None,
+                        "msg": (
+                            "the body must be a JSON object (one record) or an "
+                            "array of objects"
+                        ),
+                        "type": "body_type",
+                    }
+                ],
             )
         many = head == b"["
         try:
@@ -251,8 +280,9 @@ class RecordParser:
             if any(err["type"] == "json_invalid" for err in errors):
                 msg = errors[0].get("msg", "invalid JSON")
                 raise RequestError(400, f"the body is not valid JSON: {msg}") from None
-            raise RequestError(422, [self._detail(err, many) for err in errors[:50]]) \
-                from None
+            raise RequestError(
+                422, [self._detail(err, many) for err in errors[:50]]
+            ) from None
         return [m.model_dump(by_alias=True) for m in models]
 
     def _detail(self, err: dict[str, Any], many: bool) -> dict[str, Any]:
@@ -392,21 +422,31 @@ class ModelManager:
             if not force and target == previous:
                 return {"status": "unchanged", "model_version": previous}
             if not force and target == self._failed_version:
-                return {"status": "failed", "model_version": previous,
-                        "detail": self.last_error}
+                return {
+                    "status": "failed",
+                    "model_version": previous,
+                    "detail": self.last_error,
+                }
             new = await asyncio.to_thread(self._load_and_check)
         except Exception as e:  # any failure keeps the old model serving
-            message = (str(e) if isinstance(e, ModelError)
-                       else f"{type(e).__name__}: {e}")
+            message = (
+                str(e) if isinstance(e, ModelError) else f"{type(e).__name__}: {e}"
+            )
             self.last_error = message
             self._failed_version = target
             self.metrics.inc("nbship_model_reloads_total", {"result": "failed"})
             log.error(
                 "model load failed; %s",
-                f"still serving version {previous}" if previous
+                f"still serving version {previous}"
+                if previous
                 else "no model to serve",
-                extra={"fields": {"event": "model_load_failed", "error": message,
-                                  "serving_version": previous}},
+                extra={
+                    "fields": {
+                        "event": "model_load_failed",
+                        "error": message,
+                        "serving_version": previous,
+                    }
+                },
             )
             return {"status": "failed", "model_version": previous, "detail": message}
         self.current = new
@@ -415,18 +455,29 @@ class ModelManager:
         self.metrics.inc("nbship_model_reloads_total", {"result": "swapped"})
         self.metrics.set_model(new)
         log.info(
-            "serving %s version %s", new.info["model_name"], new.version,
-            extra={"fields": {"event": "model_swapped", "model_version": new.version,
-                              "previous_version": previous}},
+            "serving %s version %s",
+            new.info["model_name"],
+            new.version,
+            extra={
+                "fields": {
+                    "event": "model_swapped",
+                    "model_version": new.version,
+                    "previous_version": previous,
+                }
+            },
         )
-        return {"status": "swapped", "model_version": new.version,
-                "previous_version": previous}
+        return {
+            "status": "swapped",
+            "model_version": new.version,
+            "previous_version": previous,
+        }
 
     def _load_and_check(self) -> LoadedModel:
         new = load_model(self.settings)
         # refuse a model that cannot score a valid row of the schema
-        probe = pd.DataFrame([_example_record(self.settings.schema)],
-                             columns=new.features)
+        probe = pd.DataFrame(
+            [_example_record(self.settings.schema)], columns=new.features
+        )
         proba = new.model.predict_proba(probe)
         if proba.shape != (1, 2) or not np.isfinite(proba).all():
             raise ModelError(
@@ -526,7 +577,7 @@ class PredictionBatcher:
             return
         start = 0
         for _, recs, loop, fut in group:
-            _settle(loop, fut, value=proba[start:start + len(recs)])
+            _settle(loop, fut, value=proba[start : start + len(recs)])
             start += len(recs)
 
 
@@ -561,17 +612,24 @@ class PredictionLog:
     are logged and counted, never raised.
     """
 
-    def __init__(self, folder: str | Path, schema: Schema, metrics: Metrics,
-                 flush_rows: int = 5000, flush_seconds: float = 2.0,
-                 max_queue: int = 10_000):
+    def __init__(
+        self,
+        folder: str | Path,
+        schema: Schema,
+        metrics: Metrics,
+        flush_rows: int = 5000,
+        flush_seconds: float = 2.0,
+        max_queue: int = 10_000,
+    ):
         self.folder = Path(folder)
         self.schema = schema
         self.metrics = metrics
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds
         self._queue: queue.Queue = queue.Queue(maxsize=max_queue)
-        self._thread = threading.Thread(target=self._run, name="nbship-predlog",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name="nbship-predlog", daemon=True
+        )
 
     def start(self) -> None:
         self._thread.start()
@@ -583,15 +641,29 @@ class PredictionLog:
             pass
         self._thread.join(timeout=15)
 
-    def submit(self, request_id: str, loaded: LoadedModel, records: list[dict],
-               proba: np.ndarray, labels: np.ndarray) -> None:
-        item = (request_id, time.time(), loaded.info["model_name"], loaded.version,
-                records, proba, labels)
+    def submit(
+        self,
+        request_id: str,
+        loaded: LoadedModel,
+        records: list[dict],
+        proba: np.ndarray,
+        labels: np.ndarray,
+    ) -> None:
+        item = (
+            request_id,
+            time.time(),
+            loaded.info["model_name"],
+            loaded.version,
+            records,
+            proba,
+            labels,
+        )
         try:
             self._queue.put_nowait(item)
         except queue.Full:
-            self.metrics.inc("nbship_prediction_log_rows_total",
-                             {"result": "dropped"}, len(records))
+            self.metrics.inc(
+                "nbship_prediction_log_rows_total", {"result": "dropped"}, len(records)
+            )
 
     def _run(self) -> None:
         pending: list = []
@@ -609,8 +681,9 @@ class PredictionLog:
             if item:
                 pending.append(item)
                 rows += len(item[4])
-            if pending and (rows >= self.flush_rows
-                            or time.monotonic() - last >= self.flush_seconds):
+            if pending and (
+                rows >= self.flush_rows or time.monotonic() - last >= self.flush_seconds
+            ):
                 self._flush(pending)
                 pending, rows, last = [], 0, time.monotonic()
             elif not pending:
@@ -625,16 +698,29 @@ class PredictionLog:
             self.metrics.inc(PREDLOG_ROWS, {"result": "written"}, n)
         except Exception as e:  # never let logging take the service down
             self.metrics.inc(PREDLOG_ROWS, {"result": "failed"}, n)
-            log.error("prediction log write failed: %s: %s", type(e).__name__, e,
-                      extra={"fields": {"event": "prediction_log_failed"}})
+            log.error(
+                "prediction log write failed: %s: %s",
+                type(e).__name__,
+                e,
+                extra={"fields": {"event": "prediction_log_failed"}},
+            )
 
     def _write(self, pending: list) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        cols: dict[str, list] = {k: [] for k in (
-            "request_id", "ts", "model_name", "model_version", "record",
-            "probability", "label")}
+        cols: dict[str, list] = {
+            k: []
+            for k in (
+                "request_id",
+                "ts",
+                "model_name",
+                "model_version",
+                "record",
+                "probability",
+                "label",
+            )
+        }
         feats: dict[str, list] = {c.name: [] for c in self.schema.features}
         for rid, ts, name, version, records, proba, labels in pending:
             stamp = datetime.fromtimestamp(ts, UTC)
@@ -648,10 +734,15 @@ class PredictionLog:
                 cols["label"].append(str(labels[i]))
                 for c in feats:
                     feats[c].append(rec.get(c))
-        fields = [("request_id", pa.string()), ("ts", pa.timestamp("us", tz="UTC")),
-                  ("model_name", pa.string()), ("model_version", pa.string()),
-                  ("record", pa.int32()), ("probability", pa.float64()),
-                  ("label", pa.string())]
+        fields = [
+            ("request_id", pa.string()),
+            ("ts", pa.timestamp("us", tz="UTC")),
+            ("model_name", pa.string()),
+            ("model_version", pa.string()),
+            ("record", pa.int32()),
+            ("probability", pa.float64()),
+            ("label", pa.string()),
+        ]
         arrays = [pa.array(cols[k], type=t) for k, t in fields]
         for col in self.schema.features:
             t = pa.float64() if col.is_numeric else pa.string()
@@ -676,29 +767,49 @@ class PredictionLog:
 
 
 # ---------------------------------------------------------------- metrics
-LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
-                   2.5, 5.0)
+LATENCY_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+)
 SCORE_BUCKETS = tuple(round(0.1 * i, 1) for i in range(1, 11))
 ROW_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
 
 _HELP = {
-    "nbship_http_requests_total": ("counter", "HTTP requests by method, path and "
-                                   "status"),
-    "nbship_http_errors_total": ("counter", "HTTP requests answered with an error "
-                                 "status, by path and kind (client/server)"),
+    "nbship_http_requests_total": (
+        "counter",
+        "HTTP requests by method, path and status",
+    ),
+    "nbship_http_errors_total": (
+        "counter",
+        "HTTP requests answered with an error status, by path and kind (client/server)",
+    ),
     "nbship_http_request_duration_seconds": ("histogram", "request latency"),
     "nbship_predictions_total": ("counter", "predicted records by label"),
     "nbship_prediction_score": ("histogram", "predicted positive-class probability"),
-    "nbship_predict_batch_rows": ("histogram", "rows per predict_proba call "
-                                  "(micro-batch size)"),
+    "nbship_predict_batch_rows": (
+        "histogram",
+        "rows per predict_proba call (micro-batch size)",
+    ),
     "nbship_model_reloads_total": ("counter", "model loads by result"),
     "nbship_prediction_log_rows_total": ("counter", "prediction log rows by result"),
     "nbship_model_loaded": ("gauge", "1 when a model is loaded"),
     "nbship_model_info": ("gauge", "the served model (labels), value 1"),
 }
-_BUCKETS = {"nbship_http_request_duration_seconds": LATENCY_BUCKETS,
-            "nbship_prediction_score": SCORE_BUCKETS,
-            "nbship_predict_batch_rows": ROW_BUCKETS}
+_BUCKETS = {
+    "nbship_http_request_duration_seconds": LATENCY_BUCKETS,
+    "nbship_prediction_score": SCORE_BUCKETS,
+    "nbship_predict_batch_rows": ROW_BUCKETS,
+}
 
 
 def _labels(labels: dict[str, str]) -> str:
@@ -743,11 +854,15 @@ class Metrics:
 
     def set_model(self, loaded: LoadedModel | None) -> None:
         with self._lock:
-            self._info = None if loaded is None else {
-                "model_name": loaded.info["model_name"],
-                "model_version": loaded.version,
-                "run_id": loaded.info.get("run_id") or "",
-            }
+            self._info = (
+                None
+                if loaded is None
+                else {
+                    "model_name": loaded.info["model_name"],
+                    "model_version": loaded.version,
+                    "run_id": loaded.info.get("run_id") or "",
+                }
+            )
 
     def render(self) -> str:
         lines: list[str] = []
@@ -761,17 +876,21 @@ class Metrics:
                         lines.append(f"{name}{_labels(self._info)} 1")
                 elif kind == "histogram":
                     bounds = _BUCKETS[name]
-                    for key, (counts, total, n) in sorted(self._hist.get(name, {})
-                                                          .items()):
+                    for key, (counts, total, n) in sorted(
+                        self._hist.get(name, {}).items()
+                    ):
                         labels = dict(key)
                         running = 0
                         for bound, c in zip(bounds, counts, strict=False):
                             running += c
-                            lines.append(f"{name}_bucket"
-                                         f"{_labels({**labels, 'le': repr(bound)})} "
-                                         f"{running}")
-                        lines.append(f"{name}_bucket{_labels({**labels, 'le': '+Inf'})}"
-                                     f" {n}")
+                            lines.append(
+                                f"{name}_bucket"
+                                f"{_labels({**labels, 'le': repr(bound)})} "
+                                f"{running}"
+                            )
+                        lines.append(
+                            f"{name}_bucket{_labels({**labels, 'le': '+Inf'})} {n}"
+                        )
                         lines.append(f"{name}_sum{_labels(labels)} {total!r}")
                         lines.append(f"{name}_count{_labels(labels)} {n}")
                 else:
@@ -784,13 +903,21 @@ class Metrics:
 ASGIApp = Callable[[dict, Callable, Callable], Awaitable[None]]
 
 
-async def _send_json(send, status: int, payload: Any,
-                     headers: list[tuple[bytes, bytes]] | None = None) -> None:
+async def _send_json(
+    send, status: int, payload: Any, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
     body = json.dumps(payload).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode()),
-                            *(headers or [])]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -822,8 +949,13 @@ class ObserveMiddleware:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
                 status["started"] = True
-                message = {**message, "headers": [*message.get("headers", []),
-                                                  (b"x-request-id", rid.encode())]}
+                message = {
+                    **message,
+                    "headers": [
+                        *message.get("headers", []),
+                        (b"x-request-id", rid.encode()),
+                    ],
+                }
             await send(message)
 
         error = None
@@ -833,9 +965,12 @@ class ObserveMiddleware:
             error = e
             if not status["started"]:
                 status["code"] = 500
-                await _send_json(send, 500, {"detail": "internal error; see the "
-                                             "server log", "request_id": rid},
-                                 [(b"x-request-id", rid.encode())])
+                await _send_json(
+                    send,
+                    500,
+                    {"detail": "internal error; see the server log", "request_id": rid},
+                    [(b"x-request-id", rid.encode())],
+                )
         self._record(scope, state, rid, status["code"], start, error)
 
     def _record(self, scope, state, rid, code, start, error) -> None:
@@ -843,14 +978,23 @@ class ObserveMiddleware:
         path = scope["path"] if scope["path"] in KNOWN_PATHS else "other"
         method = scope["method"]
         m = self.metrics
-        m.inc("nbship_http_requests_total",
-              {"method": method, "path": path, "status": str(code)})
+        m.inc(
+            "nbship_http_requests_total",
+            {"method": method, "path": path, "status": str(code)},
+        )
         m.observe("nbship_http_request_duration_seconds", {"path": path}, elapsed)
         if code >= 400:
-            m.inc("nbship_http_errors_total",
-                  {"path": path, "kind": "server" if code >= 500 else "client"})
-        fields = {"request_id": rid, "method": method, "path": scope["path"],
-                  "status": code, "duration_ms": round(elapsed * 1000, 3)}
+            m.inc(
+                "nbship_http_errors_total",
+                {"path": path, "kind": "server" if code >= 500 else "client"},
+            )
+        fields = {
+            "request_id": rid,
+            "method": method,
+            "path": scope["path"],
+            "status": code,
+            "duration_ms": round(elapsed * 1000, 3),
+        }
         for key in ("records", "model_version", "error"):
             if key in state:
                 fields[key] = state[key]
@@ -881,9 +1025,12 @@ class AuthMiddleware:
                     given = v
             if not hmac.compare_digest(given, self.key):
                 what = "invalid" if given else "missing"
-                await _send_json(send, 401, {"detail": f"{what} API key: send it in "
-                                             "the X-API-Key header"},
-                                 [(b"www-authenticate", b"ApiKey")])
+                await _send_json(
+                    send,
+                    401,
+                    {"detail": f"{what} API key: send it in the X-API-Key header"},
+                    [(b"www-authenticate", b"ApiKey")],
+                )
                 return
         await self.app(scope, receive, send)
 
@@ -899,8 +1046,10 @@ class BodyLimitMiddleware:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
-        too_big = {"detail": f"request body over the limit of {self.limit} bytes; "
-                   "send fewer records per request"}
+        too_big = {
+            "detail": f"request body over the limit of {self.limit} bytes; "
+            "send fewer records per request"
+        }
         for k, v in scope.get("headers", ()):
             if k == b"content-length":
                 try:
@@ -952,8 +1101,11 @@ def create_app(settings: ServeSettings):
     metrics = Metrics()
     manager = ModelManager(settings, metrics)
     batcher = PredictionBatcher(metrics, settings.batch_max_rows)
-    predlog = (PredictionLog(settings.prediction_log_dir, schema, metrics)
-               if settings.prediction_log_dir else None)
+    predlog = (
+        PredictionLog(settings.prediction_log_dir, schema, metrics)
+        if settings.prediction_log_dir
+        else None
+    )
     started = time.time()
 
     @asynccontextmanager
@@ -962,8 +1114,11 @@ def create_app(settings: ServeSettings):
         if predlog is not None:
             predlog.start()
         manager.reload(force=True)
-        poller = (asyncio.create_task(manager.poll(settings.poll_interval))
-                  if settings.poll_interval > 0 else None)
+        poller = (
+            asyncio.create_task(manager.poll(settings.poll_interval))
+            if settings.poll_interval > 0
+            else None
+        )
         try:
             yield
         finally:
@@ -985,13 +1140,18 @@ def create_app(settings: ServeSettings):
     app.state.metrics = metrics
 
     def _json(status: int, payload: Any, headers: dict | None = None) -> Response:
-        return Response(json.dumps(payload), status_code=status,
-                        media_type="application/json", headers=headers)
+        return Response(
+            json.dumps(payload),
+            status_code=status,
+            media_type="application/json",
+            headers=headers,
+        )
 
     def _no_model() -> Response:
         reason = manager.last_error or "no model loaded"
-        return _json(503, {"detail": f"no model loaded: {reason}"},
-                     {"Retry-After": "5"})
+        return _json(
+            503, {"detail": f"no model loaded: {reason}"}, {"Retry-After": "5"}
+        )
 
     async def _records(request: Request) -> list[dict]:
         records = parser.parse(await request.body())
@@ -1023,14 +1183,19 @@ def create_app(settings: ServeSettings):
         metrics.observe_many("nbship_prediction_score", {}, proba)
         if predlog is not None:
             predlog.submit(rid, loaded, records, proba, labels)
-        return _json(200, {
-            "request_id": rid,
-            "model_name": loaded.info["model_name"],
-            "model_version": loaded.version,
-            "threshold": loaded.threshold,
-            "predictions": [{"probability": float(p), "label": str(lab)}
-                            for p, lab in zip(proba, labels, strict=True)],
-        })
+        return _json(
+            200,
+            {
+                "request_id": rid,
+                "model_name": loaded.info["model_name"],
+                "model_version": loaded.version,
+                "threshold": loaded.threshold,
+                "predictions": [
+                    {"probability": float(p), "label": str(lab)}
+                    for p, lab in zip(proba, labels, strict=True)
+                ],
+            },
+        )
 
     @app.post("/explain", openapi_extra=body_doc, summary="explain records")
     async def explain(request: Request, aggregate: bool = True) -> Response:
@@ -1055,22 +1220,28 @@ def create_app(settings: ServeSettings):
         out = []
         for i in range(len(frame)):
             p = float(ex.probability.iloc[i])
-            out.append({
-                "probability": p,
-                "label": pos if p >= loaded.threshold else neg,
-                "raw_score": float(ex.raw_score.iloc[i]),
-                "base_value": float(ex.base_value.iloc[i]),
-                "contributions": {str(k): float(v) for k, v in
-                                  ex.contributions.iloc[i].items()},
-            })
-        return _json(200, {
-            "request_id": request.state.request_id,
-            "model_name": loaded.info["model_name"],
-            "model_version": loaded.version,
-            "family": ex.family,
-            "units": "log-odds",
-            "explanations": out,
-        })
+            out.append(
+                {
+                    "probability": p,
+                    "label": pos if p >= loaded.threshold else neg,
+                    "raw_score": float(ex.raw_score.iloc[i]),
+                    "base_value": float(ex.base_value.iloc[i]),
+                    "contributions": {
+                        str(k): float(v) for k, v in ex.contributions.iloc[i].items()
+                    },
+                }
+            )
+        return _json(
+            200,
+            {
+                "request_id": request.state.request_id,
+                "model_name": loaded.info["model_name"],
+                "model_version": loaded.version,
+                "family": ex.family,
+                "units": "log-odds",
+                "explanations": out,
+            },
+        )
 
     @app.get("/health", summary="process alive")
     async def health() -> Response:
@@ -1080,10 +1251,17 @@ def create_app(settings: ServeSettings):
     async def ready() -> Response:
         loaded = manager.current
         if loaded is None:
-            return _json(503, {"ready": False,
-                               "reason": manager.last_error or "no model loaded"})
-        return _json(200, {"ready": True, "model_name": loaded.info["model_name"],
-                           "model_version": loaded.version})
+            return _json(
+                503, {"ready": False, "reason": manager.last_error or "no model loaded"}
+            )
+        return _json(
+            200,
+            {
+                "ready": True,
+                "model_name": loaded.info["model_name"],
+                "model_version": loaded.version,
+            },
+        )
 
     @app.get("/metadata", summary="served model, lineage, metrics and schema")
     async def metadata() -> Response:
@@ -1091,29 +1269,39 @@ def create_app(settings: ServeSettings):
         if loaded is None:
             return _no_model()
         tags = loaded.info.get("tags", {})
-        return _json(200, {
-            "model_name": loaded.info["model_name"],
-            "model_version": loaded.version,
-            "alias": None if settings.model_version else settings.alias,
-            "model_uri": loaded.info.get("model_uri"),
-            "run_id": loaded.info.get("run_id"),
-            "threshold": loaded.threshold,
-            "family": tags.get("family"),
-            "loaded_at": loaded.loaded_at,
-            "training_metrics": loaded.metrics,
-            "lineage": {k.removeprefix("lineage."): v for k, v in tags.items()
-                        if k.startswith("lineage.")},
-            "tags": {k: v for k, v in tags.items() if not k.startswith("lineage.")},
-            "schema": schema_to_dict(schema),
-            "reload": {"in_progress": manager.loading, "last_error": manager.last_error,
-                       "last_attempt": manager.last_attempt,
-                       "poll_interval_s": settings.poll_interval},
-        })
+        return _json(
+            200,
+            {
+                "model_name": loaded.info["model_name"],
+                "model_version": loaded.version,
+                "alias": None if settings.model_version else settings.alias,
+                "model_uri": loaded.info.get("model_uri"),
+                "run_id": loaded.info.get("run_id"),
+                "threshold": loaded.threshold,
+                "family": tags.get("family"),
+                "loaded_at": loaded.loaded_at,
+                "training_metrics": loaded.metrics,
+                "lineage": {
+                    k.removeprefix("lineage."): v
+                    for k, v in tags.items()
+                    if k.startswith("lineage.")
+                },
+                "tags": {k: v for k, v in tags.items() if not k.startswith("lineage.")},
+                "schema": schema_to_dict(schema),
+                "reload": {
+                    "in_progress": manager.loading,
+                    "last_error": manager.last_error,
+                    "last_attempt": manager.last_attempt,
+                    "poll_interval_s": settings.poll_interval,
+                },
+            },
+        )
 
     @app.get("/metrics", summary="Prometheus metrics")
     async def prometheus() -> Response:
-        return PlainTextResponse(metrics.render(),
-                                 media_type="text/plain; version=0.0.4")
+        return PlainTextResponse(
+            metrics.render(), media_type="text/plain; version=0.0.4"
+        )
 
     @app.post("/reload", summary="load the model the alias points to now")
     async def reload(wait: bool = False, force: bool = False) -> Response:
@@ -1122,9 +1310,15 @@ def create_app(settings: ServeSettings):
         old model keeps serving)."""
         task, started_now = manager.reload(force=force)
         if not wait:
-            return _json(202, {"status": "started" if started_now else "in progress",
-                               "serving_version": manager.current.version
-                               if manager.current else None})
+            return _json(
+                202,
+                {
+                    "status": "started" if started_now else "in progress",
+                    "serving_version": manager.current.version
+                    if manager.current
+                    else None,
+                },
+            )
         result = await asyncio.shield(task)
         return _json(502 if result["status"] == "failed" else 200, result)
 
@@ -1132,8 +1326,9 @@ def create_app(settings: ServeSettings):
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     if settings.api_key:
         app.add_middleware(AuthMiddleware, api_key=settings.api_key)
-    app.add_middleware(ObserveMiddleware, metrics=metrics,
-                       log_features=settings.log_features)
+    app.add_middleware(
+        ObserveMiddleware, metrics=metrics, log_features=settings.log_features
+    )
     return app
 
 
@@ -1144,7 +1339,8 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(
-                timespec="milliseconds"),
+                timespec="milliseconds"
+            ),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -1168,17 +1364,28 @@ def configure_logging(level: str = "INFO") -> None:
         lg.propagate = False
 
 
-def serve(settings: ServeSettings, host: str = "127.0.0.1", port: int = 8000,
-          log_level: str = "INFO") -> None:
+def serve(
+    settings: ServeSettings,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    log_level: str = "INFO",
+) -> None:
     """Run the API with Uvicorn until interrupted (one process, one event loop)."""
     import uvicorn
 
     configure_logging(log_level)
     if host not in ("127.0.0.1", "localhost", "::1"):
-        log.warning("listening on %s: reachable from other machines%s", host,
-                    "" if settings.api_key else f" without an API key (set "
-                    f"{API_KEY_ENV})")
-    uvicorn.run(create_app(settings), host=host, port=port, log_config=None,
-                access_log=False, timeout_graceful_shutdown=10,
-                log_level=log_level.lower())
-
+        log.warning(
+            "listening on %s: reachable from other machines%s",
+            host,
+            "" if settings.api_key else f" without an API key (set {API_KEY_ENV})",
+        )
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+        log_level=log_level.lower(),
+    )

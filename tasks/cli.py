@@ -23,12 +23,17 @@ ERROR_LINE = re.compile(
     r"^(?:tasks\.errors\.)?(DataValidationError|DataError|ConfigError|ModelError"
     r"|NbshipError): (.*)$"
 )
-EXIT_CODES = {"ConfigError": 2, "DataError": 3, "DataValidationError": 3,
-              "ModelError": 4, "NbshipError": 1}
+EXIT_CODES = {
+    "ConfigError": 2,
+    "DataError": 3,
+    "DataValidationError": 3,
+    "ModelError": 4,
+    "NbshipError": 1,
+}
 
 
 def _say(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)  # noqa: T201
+    print(msg, file=sys.stderr, flush=True)
 
 
 def _env_overrides(pairs: list[str] | None) -> dict[str, str]:
@@ -49,7 +54,7 @@ def extract_error(output: str) -> tuple[str, str] | None:
         m = ERROR_LINE.match(line.strip())
         if m:
             msg = [m.group(2)]
-            for nxt in lines[i + 1:i + 8]:
+            for nxt in lines[i + 1 : i + 8]:
                 nxt = nxt.rstrip()
                 if not nxt or nxt.startswith(("ploomber.", "Traceback", "The above")):
                     break
@@ -78,8 +83,10 @@ def cmd_build(args: argparse.Namespace) -> int:
         if err:
             name, message = err
             _say(f"\nerror: build stopped ({name}): {message}")
-            _say("Nothing downstream ran: earlier models, products and the "
-                 "registry are unchanged.")
+            _say(
+                "Nothing downstream ran: earlier models, products and the "
+                "registry are unchanged."
+            )
             return EXIT_CODES.get(name, 1)
         _say("\nerror: build failed; see the task output above.")
         return code
@@ -129,8 +136,10 @@ def cmd_infer_schema(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(header + yaml.safe_dump(spec, sort_keys=False, width=88))
     _say(f"wrote {out}: {len(spec['columns'])} columns, target {args.target!r}")
-    _say(f"next: review it, then build with --env--schema_path {out} "
-         f"--env--data_path {args.data}")
+    _say(
+        f"next: review it, then build with --env--schema_path {out} "
+        f"--env--data_path {args.data}"
+    )
     return 0
 
 
@@ -152,11 +161,13 @@ def cmd_models(args: argparse.Namespace) -> int:
     by_version: dict[str, list[str]] = {}
     for alias, version in aliases.items():
         by_version.setdefault(str(version), []).append(alias)
-    print(f"{'version':>7}  {'aliases':<20} {'family':<9} {'test_roc_auc':>12}  "  # noqa: T201
-          "promoted  built_at")
+    print(
+        f"{'version':>7}  {'aliases':<20} {'family':<9} {'test_roc_auc':>12}  "
+        "promoted  built_at"
+    )
     for mv in sorted(versions, key=lambda v: int(v.version)):
         t = mv.tags
-        print(  # noqa: T201
+        print(
             f"{mv.version:>7}  {','.join(by_version.get(str(mv.version), [])):<20} "
             f"{t.get('family', ''):<9} {t.get('test_roc_auc', ''):>12}  "
             f"{t.get('promoted', ''):<8}  {t.get('lineage.built_at', '')}"
@@ -179,8 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
         "to ploomber, e.g. `nbship build --force` or "
         "`nbship build --env--data_path data/my.csv`.",
     )
-    p.add_argument("ploomber", nargs=argparse.REMAINDER,
-                   help="arguments passed to `ploomber build`")
+    p.add_argument(
+        "ploomber",
+        nargs=argparse.REMAINDER,
+        help="arguments passed to `ploomber build`",
+    )
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser(
@@ -191,26 +205,51 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("data", help="CSV or Parquet file")
     p.add_argument("--target", required=True, help="binary target column")
-    p.add_argument("--positive-label", help="target value of the positive class "
-                   "(default: the larger of the two values, sorted as text)")
-    p.add_argument("--drop", nargs="*", default=[], help="columns not to use as "
-                   "features (e.g. leaking ones)")
-    p.add_argument("--missing-values", nargs="*", default=[],
-                   help="tokens that mean missing, e.g. unknown NA")
+    p.add_argument(
+        "--positive-label",
+        help="target value of the positive class "
+        "(default: the larger of the two values, sorted as text)",
+    )
+    p.add_argument(
+        "--drop",
+        nargs="*",
+        default=[],
+        help="columns not to use as features (e.g. leaking ones)",
+    )
+    p.add_argument(
+        "--missing-values",
+        nargs="*",
+        default=[],
+        help="tokens that mean missing, e.g. unknown NA",
+    )
     p.add_argument("--sep", default=",", help="CSV separator (default ,)")
-    p.add_argument("--max-categories", type=int, default=50,
-                   help="list categories of text columns with at most this many "
-                   "values (default 50)")
-    p.add_argument("--out", default="config/schema.yaml",
-                   help="output file (default config/schema.yaml)")
+    p.add_argument(
+        "--max-categories",
+        type=int,
+        default=50,
+        help="list categories of text columns with at most this many "
+        "values (default 50)",
+    )
+    p.add_argument(
+        "--out",
+        default="config/schema.yaml",
+        help="output file (default config/schema.yaml)",
+    )
     p.add_argument("--force", action="store_true", help="overwrite --out")
     p.set_defaults(func=cmd_infer_schema)
 
-    p = sub.add_parser("models", help="list registered versions and their aliases",
-                       description="List the registered model's versions, aliases, "
-                       "family, test ROC AUC and promotion decision.")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override an env.yaml parameter")
+    p = sub.add_parser(
+        "models",
+        help="list registered versions and their aliases",
+        description="List the registered model's versions, aliases, "
+        "family, test ROC AUC and promotion decision.",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override an env.yaml parameter",
+    )
     p.set_defaults(func=cmd_models)
 
     p = sub.add_parser(
@@ -229,12 +268,20 @@ def build_parser() -> argparse.ArgumentParser:
         "missing), 4 no model to score with.",
     )
     p.add_argument("current", help="the new batch: CSV (env csv_sep) or Parquet")
-    p.add_argument("--reference", help="training reference table (default: "
-                   "PRODUCTS/split/train.parquet)")
-    p.add_argument("--out-dir", help="where verdict.json and report.html go "
-                   "(default: PRODUCTS/monitor)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override an env.yaml parameter")
+    p.add_argument(
+        "--reference",
+        help="training reference table (default: PRODUCTS/split/train.parquet)",
+    )
+    p.add_argument(
+        "--out-dir",
+        help="where verdict.json and report.html go (default: PRODUCTS/monitor)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override an env.yaml parameter",
+    )
     p.set_defaults(func=cmd_monitor)
 
     # retrain, promote, rollback, export-airflow: declared in tasks/schedule.py
@@ -249,27 +296,54 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the scoring API (FastAPI + Uvicorn) on models:/NAME@ALIAS. "
         "Set $NBSHIP_API_KEY to require that key in the X-API-Key header.",
     )
-    p.add_argument("--host", default="127.0.0.1",
-                   help="interface to bind (default 127.0.0.1, this machine only)")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="interface to bind (default 127.0.0.1, this machine only)",
+    )
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.add_argument("--alias", default="champion", help="registry alias to serve")
     p.add_argument("--version", help="serve this model version instead of the alias")
-    p.add_argument("--poll-interval", type=float, default=0.0, metavar="SECONDS",
-                   help="check the alias every SECONDS and hot-swap when it moved "
-                   "(default 0: only on POST /reload)")
-    p.add_argument("--max-body-bytes", type=int, default=1 << 20,
-                   help="larger request bodies get 413 (default 1 MiB)")
-    p.add_argument("--max-records", type=int, default=1000,
-                   help="most records per request (default 1000)")
-    p.add_argument("--prediction-log", metavar="DIR", help="Parquet prediction log "
-                   "folder (default PRODUCTS/predictions)")
-    p.add_argument("--no-prediction-log", action="store_true",
-                   help="do not log predictions")
-    p.add_argument("--log-features", action="store_true",
-                   help="include feature values in the request log lines")
+    p.add_argument(
+        "--poll-interval",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="check the alias every SECONDS and hot-swap when it moved "
+        "(default 0: only on POST /reload)",
+    )
+    p.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=1 << 20,
+        help="larger request bodies get 413 (default 1 MiB)",
+    )
+    p.add_argument(
+        "--max-records",
+        type=int,
+        default=1000,
+        help="most records per request (default 1000)",
+    )
+    p.add_argument(
+        "--prediction-log",
+        metavar="DIR",
+        help="Parquet prediction log folder (default PRODUCTS/predictions)",
+    )
+    p.add_argument(
+        "--no-prediction-log", action="store_true", help="do not log predictions"
+    )
+    p.add_argument(
+        "--log-features",
+        action="store_true",
+        help="include feature values in the request log lines",
+    )
     p.add_argument("--log-level", default="INFO", help="INFO (default) or WARNING")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override an env.yaml parameter")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override an env.yaml parameter",
+    )
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser(
@@ -282,21 +356,37 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="exit codes: 0 done (rejected rows are reported), 2 configuration "
         "error, 3 unreadable input or an invalid row with --fail-fast, 4 no model.",
     )
-    p.add_argument("input", help="CSV (separator: --sep, default env csv_sep) or "
-                   "Parquet file")
+    p.add_argument(
+        "input", help="CSV (separator: --sep, default env csv_sep) or Parquet file"
+    )
     p.add_argument("--out", required=True, help="output Parquet file")
     p.add_argument("--version", help="model version (default: the alias)")
-    p.add_argument("--alias", default="champion", help="registry alias (default "
-                   "champion)")
-    p.add_argument("--chunk-size", type=int, default=100_000,
-                   help="rows per chunk (default 100000)")
-    p.add_argument("--rejects", help="file for invalid rows, .parquet or .csv "
-                   "(default OUT with .rejects.parquet)")
-    p.add_argument("--fail-fast", action="store_true",
-                   help="stop at the first invalid row instead of setting it aside")
+    p.add_argument(
+        "--alias", default="champion", help="registry alias (default champion)"
+    )
+    p.add_argument(
+        "--chunk-size",
+        type=int,
+        default=100_000,
+        help="rows per chunk (default 100000)",
+    )
+    p.add_argument(
+        "--rejects",
+        help="file for invalid rows, .parquet or .csv "
+        "(default OUT with .rejects.parquet)",
+    )
+    p.add_argument(
+        "--fail-fast",
+        action="store_true",
+        help="stop at the first invalid row instead of setting it aside",
+    )
     p.add_argument("--sep", help="CSV separator (default: env.yaml csv_sep)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override an env.yaml parameter")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override an env.yaml parameter",
+    )
     p.set_defaults(func=cmd_score)
     return parser
 
@@ -349,8 +439,10 @@ def cmd_score(args: argparse.Namespace) -> int:
     rejects = None
     if not args.fail_fast:
         rejects = args.rejects or default_rejects_path(args.out)
-    _say(f"scoring {args.input} with {info['model_name']} v{info['model_version']} "
-         f"(chunks of {args.chunk_size:,} rows)")
+    _say(
+        f"scoring {args.input} with {info['model_name']} v{info['model_version']} "
+        f"(chunks of {args.chunk_size:,} rows)"
+    )
     last = [0.0]
 
     def progress(result, total) -> None:
@@ -358,21 +450,36 @@ def cmd_score(args: argparse.Namespace) -> int:
         if now - last[0] < 1.0 and not (total and result.rows >= total):
             return
         last[0] = now
-        done = f"{result.rows:,}" + (f"/{total:,} ({result.rows / total:.0%})"
-                                     if total else "")
-        _say(f"  {done} rows, {result.rejected:,} rejected, "
-             f"{result.rows / max(result.seconds, 1e-9):,.0f} rows/s")
+        done = f"{result.rows:,}" + (
+            f"/{total:,} ({result.rows / total:.0%})" if total else ""
+        )
+        _say(
+            f"  {done} rows, {result.rejected:,} rejected, "
+            f"{result.rows / max(result.seconds, 1e-9):,.0f} rows/s"
+        )
 
     result = score_file(
-        model, args.input, args.out, schema, info["threshold"], info["model_version"],
-        chunk_size=args.chunk_size, rejects=rejects, fail_fast=args.fail_fast,
-        csv_sep=args.sep or env.get("csv_sep", ","), progress=progress,
+        model,
+        args.input,
+        args.out,
+        schema,
+        info["threshold"],
+        info["model_version"],
+        chunk_size=args.chunk_size,
+        rejects=rejects,
+        fail_fast=args.fail_fast,
+        csv_sep=args.sep or env.get("csv_sep", ","),
+        progress=progress,
     )
-    _say(f"wrote {result.out}: {result.scored:,} of {result.rows:,} rows scored in "
-         f"{result.seconds:.1f} s")
+    _say(
+        f"wrote {result.out}: {result.scored:,} of {result.rows:,} rows scored in "
+        f"{result.seconds:.1f} s"
+    )
     if result.rejected:
-        _say(f"warning: {result.rejected:,} invalid row(s) set aside in "
-             f"{result.rejects}; most common reasons:")
+        _say(
+            f"warning: {result.rejected:,} invalid row(s) set aside in "
+            f"{result.rejects}; most common reasons:"
+        )
         for reason, n in sorted(result.reasons.items(), key=lambda kv: -kv[1])[:5]:
             _say(f"  {n:,} x {reason}")
     return 0
@@ -400,8 +507,9 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     products = Path(env["products"])
     ref_path = Path(args.reference or products / "split" / "train.parquet")
     if args.reference is None and not ref_path.is_file():
-        raise DataError(f"no training reference at {ref_path}; run `make build` "
-                        "or pass --reference")
+        raise DataError(
+            f"no training reference at {ref_path}; run `make build` or pass --reference"
+        )
     sep = env.get("csv_sep", ",")
     current = read_table(args.current, csv_sep=sep)
     reference = read_table(ref_path, csv_sep=sep)
@@ -411,18 +519,25 @@ def cmd_monitor(args: argparse.Namespace) -> int:
         env["tracking_uri"], resolve_model_uri(env["model_name"])
     )
     verdict = monitor_model(
-        reference, current, schema, model, info, thresholds,
+        reference,
+        current,
+        schema,
+        model,
+        info,
+        thresholds,
         inputs={"current": str(args.current), "reference": str(ref_path)},
     )
     out_dir = Path(args.out_dir or products / "monitor")
     write_json(verdict, out_dir / "verdict.json")
     write_text(render_report(verdict), out_dir / "report.html")
     status = verdict["status"]
-    print(f"monitor: {status.upper()} ({verdict['rows']['current']} rows vs "  # noqa: T201
-          f"{verdict['rows']['reference']} reference rows, model "
-          f"v{info['model_version']})")
+    print(
+        f"monitor: {status.upper()} ({verdict['rows']['current']} rows vs "
+        f"{verdict['rows']['reference']} reference rows, model "
+        f"v{info['model_version']})"
+    )
     for reason in verdict["reasons"]:
-        print(f"  - {reason}")  # noqa: T201
+        print(f"  - {reason}")
     _say(f"verdict: {out_dir / 'verdict.json'}")
     _say(f"report: {out_dir / 'report.html'}")
     return EXIT_CODES[status]

@@ -43,6 +43,7 @@ def find_env_file(start: str | Path = ".") -> Path:
 
 def _render(value: Any, context: dict[str, str]) -> Any:
     if isinstance(value, str):
+
         def sub(m: re.Match) -> str:
             if m.group(1) not in context:
                 raise ConfigError(f"unknown placeholder {{{{{m.group(1)}}}}}")

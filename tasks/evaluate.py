@@ -182,10 +182,16 @@ def plot_calibration(tables: dict[str, pd.DataFrame]):
     fig, ax = plt.subplots(figsize=(5.5, 4.5))
     for name, t in tables.items():
         ax.plot(t["mean_predicted"], t["observed_rate"], marker="o", label=name)
-    hi = max(float(t[["mean_predicted", "observed_rate"]].max().max()) for t in tables.values())
+    hi = max(
+        float(t[["mean_predicted", "observed_rate"]].max().max())
+        for t in tables.values()
+    )
     ax.plot([0, hi], [0, hi], color="grey", linestyle=":")
-    ax.set(xlabel="mean predicted probability", ylabel="observed positive rate",
-           title="Calibration (test, quantile bins)")
+    ax.set(
+        xlabel="mean predicted probability",
+        ylabel="observed positive rate",
+        title="Calibration (test, quantile bins)",
+    )
     ax.legend()
     fig.tight_layout()
     return fig

@@ -59,7 +59,6 @@ class Explanation:
     probability: pd.Series
     family: str
 
-
     def check_additivity(self, atol: float = 1e-4) -> float:
         """Largest ``|base + sum(contributions) - raw_score|`` over the rows.
 
@@ -229,9 +228,11 @@ def aggregate_contributions(
     if unknown:
         raise ModelError(f"no input feature known for model column(s) {unknown[:5]}")
     order = list(dict.fromkeys(groups[c] for c in contributions.columns))
-    summed = contributions.T.groupby(
-        [groups[c] for c in contributions.columns], sort=False
-    ).sum().T
+    summed = (
+        contributions.T.groupby([groups[c] for c in contributions.columns], sort=False)
+        .sum()
+        .T
+    )
     return summed[order]
 
 

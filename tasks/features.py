@@ -39,7 +39,7 @@ class SchemaCoercer(TransformerMixin, BaseEstimator):
     def __init__(self, schema: Schema | None = None):
         self.schema = schema
 
-    def fit(self, X: pd.DataFrame, y=None) -> "SchemaCoercer":
+    def fit(self, X: pd.DataFrame, y=None) -> SchemaCoercer:
         self.feature_names_in_ = np.asarray(self.schema.feature_names, dtype=object)
         return self
 

@@ -46,12 +46,21 @@ def plot_beeswarm(
     for i, feature in enumerate(order):
         contrib = explanation.contributions[feature].to_numpy()
         jitter = rng.uniform(-0.3, 0.3, len(contrib))
-        ax.scatter(contrib, i + jitter, c=_colour_values(X[feature]), cmap="coolwarm",
-                   s=6, alpha=0.6, linewidths=0)
+        ax.scatter(
+            contrib,
+            i + jitter,
+            c=_colour_values(X[feature]),
+            cmap="coolwarm",
+            s=6,
+            alpha=0.6,
+            linewidths=0,
+        )
     ax.axvline(0, color="grey", linewidth=0.8)
     ax.set_yticks(range(len(order)), [str(f) for f in order])
-    ax.set(xlabel="contribution to the log-odds (colour: low -> high feature value)",
-           title="Per-row contributions")
+    ax.set(
+        xlabel="contribution to the log-odds (colour: low -> high feature value)",
+        title="Per-row contributions",
+    )
     fig.tight_layout()
     return fig
 
@@ -60,8 +69,9 @@ def plot_dependence(explanation: Explanation, X: pd.DataFrame, features: list[st
     """Contribution against feature value, one panel per feature."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(features), figsize=(4.2 * len(features), 3.6),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(features), figsize=(4.2 * len(features), 3.6), squeeze=False
+    )
     for ax, feature in zip(axes[0], features, strict=True):
         values = X[feature]
         contrib = explanation.contributions[feature]
@@ -94,7 +104,10 @@ def plot_row(explanation: Explanation, row, top: int = 10):
     ax.barh(range(len(labels))[::-1], values, left=starts, color=colours)
     ax.set_yticks(range(len(labels))[::-1], labels)
     p = explanation.probability[row]
-    ax.set(xlabel="log-odds", title=f"row {row}: raw score "
-           f"{explanation.raw_score[row]:.3f}, probability {p:.3f}")
+    ax.set(
+        xlabel="log-odds",
+        title=f"row {row}: raw score "
+        f"{explanation.raw_score[row]:.3f}, probability {p:.3f}",
+    )
     fig.tight_layout()
     return fig

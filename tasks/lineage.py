@@ -5,7 +5,7 @@ from __future__ import annotations
 import platform
 import socket
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -71,7 +71,7 @@ def lineage_tags(
 ) -> dict[str, str]:
     """Flat ``lineage.*`` tags for an MLflow run or model version."""
     git = git_info(project_dir)
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     tags = {
         "lineage.git_commit": str(git["commit"]),
         "lineage.git_branch": str(git["branch"]),
@@ -82,7 +82,5 @@ def lineage_tags(
         "lineage.built_at": now,
         "lineage.host": socket.gethostname(),
     }
-    tags.update(
-        {f"lineage.version.{k}": v for k, v in package_versions().items()}
-    )
+    tags.update({f"lineage.version.{k}": v for k, v in package_versions().items()})
     return tags

@@ -6,7 +6,7 @@ turns the build's facts into Markdown (and :func:`to_html` into a standalone pag
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -24,7 +24,10 @@ METRIC_FUNCS = {
 
 
 def bootstrap_metrics(
-    y_true: np.ndarray, proba: np.ndarray, n_boot: int = 300, seed: int = 0,
+    y_true: np.ndarray,
+    proba: np.ndarray,
+    n_boot: int = 300,
+    seed: int = 0,
     level: float = 0.95,
 ) -> dict[str, dict[str, float]]:
     """Point estimate and percentile bootstrap interval of each metric.
@@ -105,32 +108,50 @@ def render_model_card(
     baseline = evaluation.get("baseline", "logistic")
     metrics_rows = pd.DataFrame(
         [
-            {"metric": m, "value": v["value"], "95% CI low": v["low"],
-             "95% CI high": v["high"]}
+            {
+                "metric": m,
+                "value": v["value"],
+                "95% CI low": v["low"],
+                "95% CI high": v["high"],
+            }
             for m, v in ci.items()
         ]
     )
     compare = pd.DataFrame(
         [
-            {"family": f, "test ROC AUC": r["test"]["roc_auc"],
-             "test PR AUC": r["test"]["pr_auc"], "test log loss": r["test"]["log_loss"]}
+            {
+                "family": f,
+                "test ROC AUC": r["test"]["roc_auc"],
+                "test PR AUC": r["test"]["pr_auc"],
+                "test log loss": r["test"]["log_loss"],
+            }
             for f, r in fams.items()
         ]
     )
     features = pd.DataFrame(
-        [{"feature": c.name, "type": c.type, "missing allowed": c.nullable,
-          "description": c.description} for c in schema.features]
+        [
+            {
+                "feature": c.name,
+                "type": c.type,
+                "missing allowed": c.nullable,
+                "description": c.description,
+            }
+            for c in schema.features
+        ]
     )
     slices = pd.DataFrame(evaluation.get("slices", []))
     if not slices.empty:
         slices = slices[["column", "value", "rows", "positive_rate", "roc_auc"]]
     cost = evaluation.get("cost", {})
-    decision = ("promoted to `@champion`" if register.get("promoted")
-                else "registered, not promoted")
+    decision = (
+        "promoted to `@champion`"
+        if register.get("promoted")
+        else "registered, not promoted"
+    )
     lines = [
         f"# Model card: {register['model_name']} version {register['model_version']}",
         "",
-        f"*Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} by the "
+        f"*Generated {datetime.now(UTC):%Y-%m-%d %H:%M UTC} by the "
         f"`model-card` stage. {family} model, {decision}: {register['reason']}.*",
         "",
         "## Intended use",
@@ -166,16 +187,26 @@ def render_model_card(
         _table(compare),
         "",
         "### Calibration (quantile bins)",
-        _table(calibration.rename(columns={"mean_predicted": "mean predicted",
-                                           "observed_rate": "observed rate"})),
+        _table(
+            calibration.rename(
+                columns={
+                    "mean_predicted": "mean predicted",
+                    "observed_rate": "observed rate",
+                }
+            )
+        ),
         "",
     ]
     if not slices.empty:
         lines += ["### Slices", _table(slices), ""]
     lines += [
         "## Most influential features",
-        _table(importance.head(10).rename("mean |contribution|").reset_index()
-               .rename(columns={"index": "feature"})),
+        _table(
+            importance.head(10)
+            .rename("mean |contribution|")
+            .reset_index()
+            .rename(columns={"index": "feature"})
+        ),
         "",
         "## Known limitations",
         *[f"- {item}" for item in limitations],

@@ -121,11 +121,13 @@ def resolve_thresholds(overrides: dict[str, Any] | None = None) -> dict[str, Any
             )
         out[key] = int(number) if key in ("n_bins", "min_rows") else number
     if not 0 < out["alpha"] < 1:
-        raise ConfigError(f"monitor_thresholds.alpha must be in (0, 1), got "
-                          f"{out['alpha']}")
+        raise ConfigError(
+            f"monitor_thresholds.alpha must be in (0, 1), got {out['alpha']}"
+        )
     if out["n_bins"] < 2:
-        raise ConfigError(f"monitor_thresholds.n_bins must be >= 2, got "
-                          f"{out['n_bins']}")
+        raise ConfigError(
+            f"monitor_thresholds.n_bins must be >= 2, got {out['n_bins']}"
+        )
     for stem in ("psi", "missing_change", "unseen_share", "invalid_share", "auc_drop"):
         if out[f"{stem}_warn"] > out[f"{stem}_alert"]:
             raise ConfigError(
@@ -239,9 +241,9 @@ def auc_standard_error(auc: float, n_pos: int, n_neg: int) -> float:
     q1 = auc / (2 - auc)
     q2 = 2 * auc * auc / (1 + auc)
     a2 = auc * auc
-    var = (
-        auc * (1 - auc) + (n_pos - 1) * (q1 - a2) + (n_neg - 1) * (q2 - a2)
-    ) / (n_pos * n_neg)
+    var = (auc * (1 - auc) + (n_pos - 1) * (q1 - a2) + (n_neg - 1) * (q2 - a2)) / (
+        n_pos * n_neg
+    )
     return float(math.sqrt(max(var, 0.0)))
 
 
@@ -280,9 +282,7 @@ def _fmt_edge(x: float) -> str:
     return f"{x:.6g}"
 
 
-def _numeric_profile(
-    ref: pd.Series, cur: pd.Series, n_bins: int
-) -> dict[str, Any]:
+def _numeric_profile(ref: pd.Series, cur: pd.Series, n_bins: int) -> dict[str, Any]:
     r = _numeric_values(ref)
     c = _numeric_values(cur)
     r_present, c_present = r[~np.isnan(r)], c[~np.isnan(c)]
@@ -298,10 +298,13 @@ def _numeric_profile(
     edges = quantile_edges(r_present, n_bins)
     labels = (
         [f"<= {_fmt_edge(edges[0])}"]
-        + [f"({_fmt_edge(a)}, {_fmt_edge(b)}]" for a, b in zip(edges[:-1], edges[1:],
-                                                               strict=True)]
+        + [
+            f"({_fmt_edge(a)}, {_fmt_edge(b)}]"
+            for a, b in zip(edges[:-1], edges[1:], strict=True)
+        ]
         + [f"> {_fmt_edge(edges[-1])}"]
-        if edges.size else ["all"]
+        if edges.size
+        else ["all"]
     )
     rc = bin_counts(r_present, edges)
     cc = bin_counts(c_present, edges)
@@ -343,8 +346,11 @@ def _categorical_profile(
         "p_value": None,
         "psi": None,
         "unseen_share": unseen_cur / n_cur if n_cur else 0.0,
-        "bins": {"labels": labels, "reference": _shares(rc_arr),
-                 "current": _shares(cc_arr)},
+        "bins": {
+            "labels": labels,
+            "reference": _shares(rc_arr),
+            "current": _shares(cc_arr),
+        },
     }
     if rc_arr.sum() and cc_arr.sum():
         out["psi"] = population_stability_index(rc_arr, cc_arr)
@@ -502,9 +508,7 @@ def performance_change(
     y = np.asarray(y_true, dtype=float)
     s = np.asarray(scores, dtype=float)
     if y.shape != s.shape:
-        raise DataValidationError(
-            f"labels have {len(y)} rows but scores have {len(s)}"
-        )
+        raise DataValidationError(f"labels have {len(y)} rows but scores have {len(s)}")
     labelled = ~np.isnan(y)
     if not labelled.any():
         return None
@@ -573,15 +577,23 @@ def check_columns(df: pd.DataFrame, schema: Schema, what: str) -> None:
         DataError: the table has no rows.
     """
     if not isinstance(df, pd.DataFrame):
-        raise DataValidationError(f"{what} data must be a DataFrame, got "
-                                  f"{type(df).__name__}")
+        raise DataValidationError(
+            f"{what} data must be a DataFrame, got {type(df).__name__}"
+        )
     missing = [c for c in schema.feature_names if c not in df.columns]
     if missing:
         raise DataValidationError(
             f"{what} data is missing feature column(s) {missing}; it needs every "
             f"feature of the schema: {schema.feature_names}",
-            issues=[{"column": c, "rule": "present", "message": "column missing",
-                     "examples": []} for c in missing],
+            issues=[
+                {
+                    "column": c,
+                    "rule": "present",
+                    "message": "column missing",
+                    "examples": [],
+                }
+                for c in missing
+            ],
         )
     if len(df) == 0:
         raise DataError(f"{what} data has no rows: nothing to compare")
@@ -643,11 +655,11 @@ def monitor(
     check_columns(reference_df, schema, "reference")
     check_columns(current_df, schema, "current")
     if (ref_scores is None) != (cur_scores is None):
-        raise DataValidationError(
-            "pass both ref_scores and cur_scores, or neither"
-        )
-    for what, scores, df in (("reference", ref_scores, reference_df),
-                              ("current", cur_scores, current_df)):
+        raise DataValidationError("pass both ref_scores and cur_scores, or neither")
+    for what, scores, df in (
+        ("reference", ref_scores, reference_df),
+        ("current", cur_scores, current_df),
+    ):
         if scores is not None and len(scores) != len(df):
             raise DataValidationError(
                 f"{what} scores have {len(scores)} values for {len(df)} rows"
@@ -656,15 +668,16 @@ def monitor(
     features: dict[str, dict[str, Any]] = {}
     for col in schema.features:
         if col.is_numeric:
-            f = _numeric_profile(reference_df[col.name], current_df[col.name],
-                                 t["n_bins"])
+            f = _numeric_profile(
+                reference_df[col.name], current_df[col.name], t["n_bins"]
+            )
         else:
-            f = _categorical_profile(reference_df[col.name], current_df[col.name], col,
-                                     schema.missing_values)
+            f = _categorical_profile(
+                reference_df[col.name], current_df[col.name], col, schema.missing_values
+            )
         features[col.name] = f
     names = list(features)
-    adjusted = adjust_p_values([features[n]["p_value"] for n in names],
-                               t["correction"])
+    adjusted = adjust_p_values([features[n]["p_value"] for n in names], t["correction"])
     reasons: list[str] = []
     statuses: list[str] = []
     for name, p_adj in zip(names, adjusted, strict=True):
@@ -673,9 +686,21 @@ def monitor(
         reasons += _feature_status(name, f, t)
         statuses.append(f["status"])
         # the verdict's contract: this key set, in this order
-        features[name] = {k: f[k] for k in (
-            "status", "psi", "test", "statistic", "p_value", "p_adjusted",
-            "missing_share_ref", "missing_share_cur", "unseen_share", "bins")}
+        features[name] = {
+            k: f[k]
+            for k in (
+                "status",
+                "psi",
+                "test",
+                "statistic",
+                "p_value",
+                "p_adjusted",
+                "missing_share_ref",
+                "missing_share_cur",
+                "unseen_share",
+                "bins",
+            )
+        }
 
     prediction = None
     performance = None
@@ -696,7 +721,10 @@ def monitor(
                     reference_auc_source = reference_auc_source or "reference data"
             if reference_auc is not None:
                 performance = performance_change(
-                    y_cur, np.asarray(cur_scores), reference_auc, t,
+                    y_cur,
+                    np.asarray(cur_scores),
+                    reference_auc,
+                    t,
                     reference_auc_source or "given",
                 )
                 if performance is not None:
@@ -704,8 +732,9 @@ def monitor(
                     reasons += performance["reasons"]
 
     quality = data_quality(current_df, schema)
-    level = _level(quality["invalid_share"], t["invalid_share_warn"],
-                   t["invalid_share_alert"])
+    level = _level(
+        quality["invalid_share"], t["invalid_share_warn"], t["invalid_share_alert"]
+    )
     if level != "ok":
         statuses.append(level)
         reasons.append(
@@ -765,16 +794,23 @@ def monitor_model(
     features = schema.feature_names
     test_auc = info["tags"].get("test_roc_auc")
     return monitor(
-        reference_df, current_df, schema,
+        reference_df,
+        current_df,
+        schema,
         model.predict_proba(reference_df[features])[:, 1],
         model.predict_proba(current_df[features])[:, 1],
         thresholds,
         reference_auc=float(test_auc) if test_auc else None,
-        reference_auc_source=(f"test split when version {info['model_version']} "
-                              "was trained") if test_auc else None,
+        reference_auc_source=(
+            f"test split when version {info['model_version']} was trained"
+        )
+        if test_auc
+        else None,
         decision_threshold=info["threshold"],
-        inputs={**(inputs or {}),
-                "model": f"{info['model_name']} v{info['model_version']}"},
+        inputs={
+            **(inputs or {}),
+            "model": f"{info['model_name']} v{info['model_version']}",
+        },
     )
 
 
@@ -820,8 +856,7 @@ def plot_psi(verdict: dict[str, Any]):
     ax.barh(names, values, color=[_COLORS[feats[n]["status"]] for n in names])
     t = verdict["thresholds"]
     ax.axvline(t["psi_warn"], color=_COLORS["warn"], ls="--", lw=1, label="psi_warn")
-    ax.axvline(t["psi_alert"], color=_COLORS["alert"], ls="--", lw=1,
-               label="psi_alert")
+    ax.axvline(t["psi_alert"], color=_COLORS["alert"], ls="--", lw=1, label="psi_alert")
     ax.set_xlabel("population stability index")
     ax.legend(loc="lower right", fontsize=8)
     return fig
@@ -853,13 +888,32 @@ def plot_scores(prediction: dict[str, Any]):
     width = np.diff(edges)
     fig = Figure(figsize=(6, 3))
     ax = fig.subplots()
-    ax.bar(edges[:-1], h["reference"], width, align="edge", alpha=0.6,
-           label="reference", color=_REF_COLOR)
-    ax.bar(edges[:-1], h["current"], width, align="edge", alpha=0.6,
-           label="current", color=_CUR_COLOR)
+    ax.bar(
+        edges[:-1],
+        h["reference"],
+        width,
+        align="edge",
+        alpha=0.6,
+        label="reference",
+        color=_REF_COLOR,
+    )
+    ax.bar(
+        edges[:-1],
+        h["current"],
+        width,
+        align="edge",
+        alpha=0.6,
+        label="current",
+        color=_CUR_COLOR,
+    )
     if prediction.get("decision_threshold") is not None:
-        ax.axvline(prediction["decision_threshold"], color="k", ls=":", lw=1,
-                   label="decision threshold")
+        ax.axvline(
+            prediction["decision_threshold"],
+            color="k",
+            ls=":",
+            lw=1,
+            label="decision threshold",
+        )
     ax.set_xlabel("predicted probability")
     ax.set_ylabel("share of rows")
     ax.legend(fontsize=8)
@@ -877,16 +931,22 @@ def _cell(v: Any) -> str:
 
 
 def _badge(status: str) -> str:
-    return (f'<span class="badge" style="background:{_COLORS[status]}">'
-            f"{status.upper()}</span>")
+    return (
+        f'<span class="badge" style="background:{_COLORS[status]}">'
+        f"{status.upper()}</span>"
+    )
 
 
 def _table(rows: list[list[Any]], header: list[str]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "\n".join(
-        "<tr>" + "".join(
+        "<tr>"
+        + "".join(
             f"<td>{c if isinstance(c, str) and c.startswith('<span') else _cell(c)}"
-            "</td>" for c in row) + "</tr>"
+            "</td>"
+            for c in row
+        )
+        + "</tr>"
         for row in rows
     )
     return f"<table><tr>{head}</tr>\n{body}</table>"
@@ -903,12 +963,24 @@ def render_report(verdict: dict[str, Any], top: int = 6) -> str:
         The page; it loads nothing from the network.
     """
     feats = verdict["features"]
-    ranked = sorted(feats, key=lambda n: (STATUSES.index(feats[n]["status"]),
-                                          feats[n]["psi"] or 0.0), reverse=True)
+    ranked = sorted(
+        feats,
+        key=lambda n: (STATUSES.index(feats[n]["status"]), feats[n]["psi"] or 0.0),
+        reverse=True,
+    )
     feature_rows = [
-        [name, _badge(f["status"]), f["psi"], f["test"], f["statistic"], f["p_value"],
-         f["p_adjusted"], f["missing_share_ref"], f["missing_share_cur"],
-         f["unseen_share"]]
+        [
+            name,
+            _badge(f["status"]),
+            f["psi"],
+            f["test"],
+            f["statistic"],
+            f["p_value"],
+            f["p_adjusted"],
+            f["missing_share_ref"],
+            f["missing_share_cur"],
+            f["unseen_share"],
+        ]
         for name, f in ((n, feats[n]) for n in ranked)
     ]
     parts = [
@@ -917,20 +989,36 @@ def render_report(verdict: dict[str, Any], top: int = 6) -> str:
         f"{verdict['rows']['current']} current rows against "
         f"{verdict['rows']['reference']} reference rows; created "
         f"{html.escape(verdict['created_at'])}.</p>",
-        "<ul>" + "".join(f"<li>{html.escape(r)}</li>" for r in verdict["reasons"])
-        + "</ul>" if verdict["reasons"] else "<p>No threshold crossed.</p>",
+        "<ul>"
+        + "".join(f"<li>{html.escape(r)}</li>" for r in verdict["reasons"])
+        + "</ul>"
+        if verdict["reasons"]
+        else "<p>No threshold crossed.</p>",
     ]
     if verdict["inputs"]:
-        parts.append(_table([[k, v] for k, v in verdict["inputs"].items()],
-                            ["input", "value"]))
+        parts.append(
+            _table([[k, v] for k, v in verdict["inputs"].items()], ["input", "value"])
+        )
     parts += [
         "<h2>Feature drift</h2>",
         f"<p>Tests: KS (numeric), chi-square (category); p-values corrected with "
         f"{html.escape(verdict['correction'])} across {len(feats)} features.</p>",
         _img(plot_psi(verdict), "PSI per feature"),
-        _table(feature_rows, ["feature", "status", "PSI", "test", "statistic",
-                              "p-value", "p adjusted", "missing ref", "missing cur",
-                              "unseen share"]),
+        _table(
+            feature_rows,
+            [
+                "feature",
+                "status",
+                "PSI",
+                "test",
+                "statistic",
+                "p-value",
+                "p adjusted",
+                "missing ref",
+                "missing cur",
+                "unseen share",
+            ],
+        ),
         f"<h2>Most drifted features (top {min(top, len(ranked))})</h2>",
         "".join(_img(plot_bins(n, feats[n]["bins"]), n) for n in ranked[:top]),
     ]
@@ -939,10 +1027,22 @@ def render_report(verdict: dict[str, Any], top: int = 6) -> str:
         parts += [
             "<h2>Prediction score drift</h2>",
             f"<p>Status: {_badge(pred['status'])}</p>",
-            _table([[k, pred[k]] for k in ("psi", "statistic", "p_value", "mean_ref",
-                                           "mean_cur", "decision_threshold",
-                                           "positive_rate_ref", "positive_rate_cur")],
-                   ["measure", "value"]),
+            _table(
+                [
+                    [k, pred[k]]
+                    for k in (
+                        "psi",
+                        "statistic",
+                        "p_value",
+                        "mean_ref",
+                        "mean_cur",
+                        "decision_threshold",
+                        "positive_rate_ref",
+                        "positive_rate_cur",
+                    )
+                ],
+                ["measure", "value"],
+            ),
             _img(plot_scores(pred), "score distribution"),
         ]
     perf = verdict["performance"]
@@ -950,21 +1050,35 @@ def render_report(verdict: dict[str, Any], top: int = 6) -> str:
         parts += [
             "<h2>Performance (labelled rows)</h2>",
             f"<p>Status: {_badge(perf['status'])}</p>",
-            _table([[k, perf[k]] for k in ("metric", "reference", "reference_source",
-                                           "current", "drop", "standard_error",
-                                           "labeled_rows", "positive_rate")],
-                   ["measure", "value"]),
+            _table(
+                [
+                    [k, perf[k]]
+                    for k in (
+                        "metric",
+                        "reference",
+                        "reference_source",
+                        "current",
+                        "drop",
+                        "standard_error",
+                        "labeled_rows",
+                        "positive_rate",
+                    )
+                ],
+                ["measure", "value"],
+            ),
         ]
     dq = verdict["data_quality"]
     parts += [
         "<h2>Data quality</h2>",
         f"<p>{dq['invalid_rows']} rows ({dq['invalid_share']:.2%}) break the schema's "
         "rules (they are still compared and scored).</p>",
-        _table([[k, v] for k, v in dq["by_column"].items()],
-               ["column", "invalid rows"]) if dq["by_column"] else "",
+        _table([[k, v] for k, v in dq["by_column"].items()], ["column", "invalid rows"])
+        if dq["by_column"]
+        else "",
         "<h2>Thresholds</h2>",
-        _table([[k, v] for k, v in verdict["thresholds"].items()],
-               ["threshold", "value"]),
+        _table(
+            [[k, v] for k, v in verdict["thresholds"].items()], ["threshold", "value"]
+        ),
     ]
     style = (
         "body{font-family:sans-serif;margin:2em;max-width:1100px}"
@@ -974,8 +1088,9 @@ def render_report(verdict: dict[str, Any], top: int = 6) -> str:
         "img{margin:4px;vertical-align:top}"
     )
     return (
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
         f"<title>Monitoring report: {verdict['status']}</title>"
         f"<style>{style}</style></head><body>\n<h1>Monitoring report</h1>\n"
-        + "\n".join(parts) + "\n</body></html>\n"
+        + "\n".join(parts)
+        + "\n</body></html>\n"
     )

@@ -80,7 +80,8 @@ def rollback_target(versions: Mapping[str, Mapping[str, str]], current: str) -> 
             "newer one with `nbship promote VERSION`, or build a new one."
         )
     was_champion = [
-        v for v in lower
+        v
+        for v in lower
         if versions[v].get("promoted") == "true" or "champion.set_at" in versions[v]
     ]
     return (was_champion or lower)[-1]
@@ -100,10 +101,14 @@ def _versions(client, model_name: str) -> dict[str, dict[str, str]]:
     try:
         found = client.search_model_versions(f"name = '{model_name}'")
     except MlflowException as e:
-        raise ModelError(f"cannot list versions of {model_name!r}: "
-                         f"{str(e).splitlines()[0]}") from e
-    return {str(mv.version): dict(mv.tags or {}) for mv in found
-            if str(getattr(mv, "status", "READY")).endswith("READY")}
+        raise ModelError(
+            f"cannot list versions of {model_name!r}: {str(e).splitlines()[0]}"
+        ) from e
+    return {
+        str(mv.version): dict(mv.tags or {})
+        for mv in found
+        if str(getattr(mv, "status", "READY")).endswith("READY")
+    }
 
 
 def change_champion(
@@ -150,12 +155,21 @@ def change_champion(
     old = str(previous.version) if previous is not None else None
     by = by or default_actor()
     at = datetime.now(UTC).isoformat(timespec="seconds")
-    record = {"model_name": model_name, "action": action, "from_version": old,
-              "to_version": version, "by": by, "at": at, "reason": reason,
-              "run_id": None, "changed": old != version}
+    record = {
+        "model_name": model_name,
+        "action": action,
+        "from_version": old,
+        "to_version": version,
+        "by": by,
+        "at": at,
+        "reason": reason,
+        "run_id": None,
+        "changed": old != version,
+    }
     if old == version:
-        log.info("%s v%s already is @%s; nothing changed", model_name, version,
-                 CHAMPION)
+        log.info(
+            "%s v%s already is @%s; nothing changed", model_name, version, CHAMPION
+        )
         return record
 
     import mlflow
@@ -163,34 +177,69 @@ def change_champion(
     configure_tracking(tracking_uri, artifact_root, experiment)
     run_name = f"{action}-v{old or 'none'}-to-v{version}"
     with mlflow.start_run(run_name=run_name) as run:
-        mlflow.set_tags({
-            "nbship.kind": ALIAS_CHANGE, "nbship.action": action,
-            "nbship.alias": CHAMPION, "nbship.model_name": model_name,
-            "nbship.from_version": old or "", "nbship.to_version": version,
-            "nbship.by": by, "nbship.reason": reason, "nbship.at": at,
-            "mlflow.user": by,
-        })
+        mlflow.set_tags(
+            {
+                "nbship.kind": ALIAS_CHANGE,
+                "nbship.action": action,
+                "nbship.alias": CHAMPION,
+                "nbship.model_name": model_name,
+                "nbship.from_version": old or "",
+                "nbship.to_version": version,
+                "nbship.by": by,
+                "nbship.reason": reason,
+                "nbship.at": at,
+                "mlflow.user": by,
+            }
+        )
         record["run_id"] = run.info.run_id
     client.set_registered_model_alias(model_name, CHAMPION, version)
 
-    tags = {"champion.set_at": at, "champion.set_by": by,
-            "champion.set_reason": reason, "champion.set_action": action,
-            "champion.change_run_id": record["run_id"]}
+    tags = {
+        "champion.set_at": at,
+        "champion.set_by": by,
+        "champion.set_reason": reason,
+        "champion.set_action": action,
+        "champion.change_run_id": record["run_id"],
+    }
     if old is not None:
         tags["previous_champion" if action == "promote" else "rolled_back_from"] = old
     for key, value in tags.items():
         client.set_model_version_tag(model_name, version, key, value)
     if old is not None:
-        for key, value in {"champion.demoted_at": at, "champion.demoted_by": by,
-                           "champion.demoted_reason": reason}.items():
+        for key, value in {
+            "champion.demoted_at": at,
+            "champion.demoted_by": by,
+            "champion.demoted_reason": reason,
+        }.items():
             client.set_model_version_tag(model_name, old, key, value)
     client.set_registered_model_tag(
-        model_name, "nbship.last_champion_change",
-        json.dumps({k: record[k] for k in ("action", "from_version", "to_version",
-                                           "by", "at", "reason", "run_id")}),
+        model_name,
+        "nbship.last_champion_change",
+        json.dumps(
+            {
+                k: record[k]
+                for k in (
+                    "action",
+                    "from_version",
+                    "to_version",
+                    "by",
+                    "at",
+                    "reason",
+                    "run_id",
+                )
+            }
+        ),
     )
-    log.info("%s: %s @%s v%s -> v%s by %s (%s)", action, model_name, CHAMPION, old,
-             version, by, reason)
+    log.info(
+        "%s: %s @%s v%s -> v%s by %s (%s)",
+        action,
+        model_name,
+        CHAMPION,
+        old,
+        version,
+        by,
+        reason,
+    )
     return record
 
 
@@ -223,19 +272,26 @@ def rollback(
     if to is not None:
         target = str(to).removeprefix("v")
         if target == cur:
-            raise ModelError(f"v{target} already is @{CHAMPION}; pass another "
-                             "--to VERSION")
+            raise ModelError(
+                f"v{target} already is @{CHAMPION}; pass another --to VERSION"
+            )
     else:
         target = rollback_target(_versions(client, model_name), cur)
     return change_champion(
-        tracking_uri=tracking_uri, artifact_root=artifact_root,
-        experiment=experiment, model_name=model_name, version=target,
-        action="rollback", reason=reason, by=by,
+        tracking_uri=tracking_uri,
+        artifact_root=artifact_root,
+        experiment=experiment,
+        model_name=model_name,
+        version=target,
+        action="rollback",
+        reason=reason,
+        by=by,
     )
 
 
-def alias_history(tracking_uri: str, experiment: str,
-                  model_name: str) -> list[dict[str, str]]:
+def alias_history(
+    tracking_uri: str, experiment: str, model_name: str
+) -> list[dict[str, str]]:
     """Manual champion changes, newest first (from the audit runs' tags)."""
     client = _client(tracking_uri)
     exp = client.get_experiment_by_name(experiment)
@@ -243,13 +299,20 @@ def alias_history(tracking_uri: str, experiment: str,
         return []
     runs = client.search_runs(
         [exp.experiment_id],
-        filter_string=(f"tags.`nbship.kind` = '{ALIAS_CHANGE}' and "
-                       f"tags.`nbship.model_name` = '{model_name}'"),
+        filter_string=(
+            f"tags.`nbship.kind` = '{ALIAS_CHANGE}' and "
+            f"tags.`nbship.model_name` = '{model_name}'"
+        ),
         order_by=["attributes.start_time DESC"],
     )
     keys = ("action", "from_version", "to_version", "by", "at", "reason")
-    return [{"run_id": r.info.run_id,
-             **{k: r.data.tags.get(f"nbship.{k}", "") for k in keys}} for r in runs]
+    return [
+        {
+            "run_id": r.info.run_id,
+            **{k: r.data.tags.get(f"nbship.{k}", "") for k in keys},
+        }
+        for r in runs
+    ]
 
 
 def notify_reload(url: str, timeout: float = 60.0) -> str | None:
@@ -275,21 +338,25 @@ def _env(args: argparse.Namespace) -> dict[str, Any]:
 
 def _say(msg: str) -> None:
     """The CLI's output helper: one line on stderr, for people and logs."""
-    print(msg, file=sys.stderr, flush=True)  # noqa: T201
+    print(msg, file=sys.stderr, flush=True)
 
 
 def _report(record: dict[str, Any], reload_url: str | None) -> int:
     if not record["changed"]:
         _say(f"v{record['to_version']} already is @{CHAMPION}; nothing changed")
         return 0
-    _say(f"{record['action']}: {record['model_name']} @{CHAMPION} "
+    _say(
+        f"{record['action']}: {record['model_name']} @{CHAMPION} "
         f"v{record['from_version'] or '-'} -> v{record['to_version']} "
-        f"(by {record['by']}, run {record['run_id']})")
+        f"(by {record['by']}, run {record['run_id']})"
+    )
     if reload_url:
         problem = notify_reload(reload_url)
         if problem:
-            _say(f"warning: the alias moved, but {reload_url} did not reload "
-                f"({problem}); the API picks it up when it next polls")
+            _say(
+                f"warning: the alias moved, but {reload_url} did not reload "
+                f"({problem}); the API picks it up when it next polls"
+            )
         else:
             _say(f"reloaded: {reload_url}")
     return 0
@@ -299,9 +366,14 @@ def cli_promote(args: argparse.Namespace) -> int:
     """``nbship promote VERSION``."""
     env = _env(args)
     record = change_champion(
-        tracking_uri=env["tracking_uri"], artifact_root=env["artifact_root"],
-        experiment=env["experiment"], model_name=env["model_name"],
-        version=args.version, action="promote", reason=args.reason, by=args.by,
+        tracking_uri=env["tracking_uri"],
+        artifact_root=env["artifact_root"],
+        experiment=env["experiment"],
+        model_name=env["model_name"],
+        version=args.version,
+        action="promote",
+        reason=args.reason,
+        by=args.by,
     )
     return _report(record, args.reload_url)
 
@@ -310,8 +382,12 @@ def cli_rollback(args: argparse.Namespace) -> int:
     """``nbship rollback [--to VERSION] --reason TEXT``."""
     env = _env(args)
     record = rollback(
-        tracking_uri=env["tracking_uri"], artifact_root=env["artifact_root"],
-        experiment=env["experiment"], model_name=env["model_name"],
-        reason=args.reason, to=args.to, by=args.by,
+        tracking_uri=env["tracking_uri"],
+        artifact_root=env["artifact_root"],
+        experiment=env["experiment"],
+        model_name=env["model_name"],
+        reason=args.reason,
+        to=args.to,
+        by=args.by,
     )
     return _report(record, args.reload_url)

@@ -10,7 +10,7 @@ same test data by ``margin``.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -26,8 +26,16 @@ log = logging.getLogger(__name__)
 CHAMPION = "champion"
 TASKS_DIR = Path(__file__).resolve().parent
 # what a model artifact needs to be loaded elsewhere; versions are the installed ones
-RUNTIME_PACKAGES = ("mlflow", "scikit-learn", "pandas", "numpy", "scipy", "xgboost",
-                    "lightgbm", "pyyaml")
+RUNTIME_PACKAGES = (
+    "mlflow",
+    "scikit-learn",
+    "pandas",
+    "numpy",
+    "scipy",
+    "xgboost",
+    "lightgbm",
+    "pyyaml",
+)
 
 
 def configure_tracking(tracking_uri: str, artifact_root: str, experiment: str) -> str:
@@ -74,7 +82,8 @@ def model_signature(schema: Schema):
     class probabilities.
     """
     from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema as MlflowSchema, TensorSpec
+    from mlflow.types import ColSpec, TensorSpec
+    from mlflow.types import Schema as MlflowSchema
 
     inputs = MlflowSchema(
         [
@@ -112,9 +121,7 @@ def current_champion(model_name: str, alias: str = CHAMPION):
         return None
 
 
-def gate(
-    candidate: float, champion: float | None, margin: float
-) -> tuple[bool, str]:
+def gate(candidate: float, champion: float | None, margin: float) -> tuple[bool, str]:
     """Promote when there is no champion or the candidate beats it by ``margin``."""
     if champion is None:
         return True, "no current champion"
@@ -179,7 +186,7 @@ def log_build(
 
     score_fn = {"roc_auc": roc_auc_score, "pr_auc": average_precision_score}[metric]
     client = mlflow.MlflowClient()
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     run_name = f"build-{started:%Y%m%d-%H%M%S}"
 
     previous = current_champion(model_name)
@@ -201,22 +208,37 @@ def log_build(
     promoted, reason = gate(candidate_metric, champion_metric, margin)
 
     with mlflow.start_run(run_name=run_name) as parent:
-        mlflow.set_tags({**lineage, "nbship.kind": "build",
-                         "nbship.champion_family": champion_family})
+        mlflow.set_tags(
+            {
+                **lineage,
+                "nbship.kind": "build",
+                "nbship.champion_family": champion_family,
+            }
+        )
         mlflow.log_params(_flatten(params))
         for family, res in families.items():
             with mlflow.start_run(run_name=family, nested=True):
-                mlflow.set_tags({"nbship.kind": "family", "nbship.family": family,
-                                 "lineage.data_sha256": lineage.get(
-                                     "lineage.data_sha256", "")})
+                mlflow.set_tags(
+                    {
+                        "nbship.kind": "family",
+                        "nbship.family": family,
+                        "lineage.data_sha256": lineage.get("lineage.data_sha256", ""),
+                    }
+                )
                 mlflow.log_params(_flatten(res.get("best_params", {}), "best."))
                 trials = res.get("trials")
                 if trials is not None:
                     for _, row in trials.iterrows():
-                        mlflow.log_metric("trial_val_roc_auc", row["val_roc_auc"],
-                                          step=int(row["trial"]))
-                        mlflow.log_metric("trial_val_log_loss", row["val_log_loss"],
-                                          step=int(row["trial"]))
+                        mlflow.log_metric(
+                            "trial_val_roc_auc",
+                            row["val_roc_auc"],
+                            step=int(row["trial"]),
+                        )
+                        mlflow.log_metric(
+                            "trial_val_log_loss",
+                            row["val_log_loss"],
+                            step=int(row["trial"]),
+                        )
                     mlflow.log_table(trials, artifact_file="trials.json")
                 mlflow.log_metrics({f"val_{k}": v for k, v in res["val"].items()})
                 mlflow.log_metrics({f"test_{k}": v for k, v in res["test"].items()})
@@ -237,9 +259,13 @@ def log_build(
             registered_model_name=model_name,
         )
         version = str(info.registered_model_version)
-        mlflow.set_tags({"nbship.model_version": version,
-                         "nbship.promoted": str(promoted).lower(),
-                         "nbship.gate": reason})
+        mlflow.set_tags(
+            {
+                "nbship.model_version": version,
+                "nbship.promoted": str(promoted).lower(),
+                "nbship.gate": reason,
+            }
+        )
         run_id = parent.info.run_id
 
     version_tags = {
@@ -261,8 +287,9 @@ def log_build(
             )
         log.info("promoted %s v%s to @%s (%s)", model_name, version, CHAMPION, reason)
     else:
-        log.info("kept %s v%s as @%s (%s)", model_name, previous_version, CHAMPION,
-                 reason)
+        log.info(
+            "kept %s v%s as @%s (%s)", model_name, previous_version, CHAMPION, reason
+        )
     return {
         "run_id": run_id,
         "run_name": run_name,

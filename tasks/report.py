@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import html
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 # the order stages appear in on the index page; others follow alphabetically
-STAGE_ORDER = ("validate", "features", "train", "evaluate", "explain", "register",
-               "model-card", "monitor")
+STAGE_ORDER = (
+    "validate",
+    "features",
+    "train",
+    "evaluate",
+    "explain",
+    "register",
+    "model-card",
+    "monitor",
+)
 
 
 def _stage_key(path: Path) -> tuple[int, str]:
@@ -30,8 +38,13 @@ def _fmt(v: Any) -> str:
 
 
 def render_index(
-    products_dir: Path, register: dict[str, Any], evaluation: dict[str, Any],
-    scores: pd.DataFrame, model_card: Path, verdict: dict[str, Any], out_dir: Path,
+    products_dir: Path,
+    register: dict[str, Any],
+    evaluation: dict[str, Any],
+    scores: pd.DataFrame,
+    model_card: Path,
+    verdict: dict[str, Any],
+    out_dir: Path,
 ) -> str:
     """HTML for ``products/index.html``.
 
@@ -72,8 +85,9 @@ def render_index(
         if imp_png.exists()
         else ""
     )
+    monitor_link = os.path.relpath(products_dir / "monitor" / "monitor.html", out_dir)
     label_counts = {str(k): int(v) for k, v in scores["label"].value_counts().items()}
-    built = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    built = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     dag_png = products_dir / "pipeline.png"
     dag = (
         f'<p><img src="{html.escape(os.path.relpath(dag_png, out_dir))}" '
@@ -89,25 +103,25 @@ table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.3rem .6re
 th{{background:#f4f4f4}}
 </style></head><body>
 <h1>Build report</h1>
-<p>Built {built}. Registered <code>{_fmt(register.get('model_name'))}</code>
-version <b>{_fmt(register.get('model_version'))}</b>
-({_fmt(register.get('family'))}): {decision}. {_fmt(register.get('reason'))}.
-Current champion: version <b>{_fmt(register.get('champion_version'))}</b>.
-MLflow run <code>{_fmt(register.get('run_id'))}</code>.</p>
+<p>Built {built}. Registered <code>{_fmt(register.get("model_name"))}</code>
+version <b>{_fmt(register.get("model_version"))}</b>
+({_fmt(register.get("family"))}): {decision}. {_fmt(register.get("reason"))}.
+Current champion: version <b>{_fmt(register.get("champion_version"))}</b>.
+MLflow run <code>{_fmt(register.get("run_id"))}</code>.</p>
 <p><b><a href="{html.escape(os.path.relpath(model_card, out_dir))}">Model card</a></b>
 (intended use, metrics with confidence intervals, calibration, slices,
 limitations, lineage)</p>
-<p><b><a href="{html.escape(os.path.relpath(products_dir / 'monitor' / 'monitor.html', out_dir))}">Monitoring report</a></b>:
-drift of {_fmt(verdict.get('inputs', {}).get('current'))} against the training split is
-<b>{_fmt(verdict.get('status', '?').upper())}</b>.</p>
+<p><b><a href="{html.escape(monitor_link)}">Monitoring report</a></b>:
+drift of {_fmt(verdict.get("inputs", {}).get("current"))} against the training split is
+<b>{_fmt(verdict.get("status", "?").upper())}</b>.</p>
 <h2>Test metrics by model family</h2>
-<table><tr><th>family</th>{''.join(f'<th>{m}</th>' for m in metric_cols)}</tr>
+<table><tr><th>family</th>{"".join(f"<th>{m}</th>" for m in metric_cols)}</tr>
 {rows}</table>
 {importance}
 <h2>Batch scoring</h2>
 <p>{len(scores)} test rows scored with version
-{_fmt(', '.join(sorted(scores['model_version'].unique())))} at threshold
-{_fmt(register.get('threshold'))}: labels {_fmt(label_counts)}.</p>
+{_fmt(", ".join(sorted(scores["model_version"].unique())))} at threshold
+{_fmt(register.get("threshold"))}: labels {_fmt(label_counts)}.</p>
 <h2>Executed notebooks</h2>
 <ul>
 {links}

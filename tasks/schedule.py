@@ -85,8 +85,9 @@ class LockHeldError(NbshipError):
 
     exit_code = EXIT_LOCKED
 
-    def __init__(self, message: str, holder: dict | None = None,
-                 path: Path | None = None):
+    def __init__(
+        self, message: str, holder: dict | None = None, path: Path | None = None
+    ):
         super().__init__(message)
         self.holder = holder
         self.path = path
@@ -104,7 +105,7 @@ def _process_start_ticks(pid: int) -> str | None:
     except OSError:
         return None
     # the command name (field 2) is in parentheses and may contain spaces
-    fields = stat[stat.rfind(")") + 2:].split()
+    fields = stat[stat.rfind(")") + 2 :].split()
     return fields[19] if len(fields) > 19 else None
 
 
@@ -113,7 +114,7 @@ def _process_state(pid: int) -> str | None:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return stat[stat.rfind(")") + 2:].split()[0]
+    return stat[stat.rfind(")") + 2 :].split()[0]
 
 
 def pid_alive(pid: int) -> bool:
@@ -138,8 +139,9 @@ def read_lock(path: Path) -> dict | None:
     return data if isinstance(data, dict) and "token" in data else None
 
 
-def stale_reason(holder: dict | None, path: Path, max_age_s: float,
-                 now: float | None = None) -> str | None:
+def stale_reason(
+    holder: dict | None, path: Path, max_age_s: float, now: float | None = None
+) -> str | None:
     """Why a lock is stale, or ``None`` when it must be respected.
 
     Stale when: its process is dead (same host only: a pid on another host cannot
@@ -256,8 +258,9 @@ class RetrainLock:
                 if reason is None:
                     if holder is None and not self.path.exists():
                         continue  # released between our create and our read
-                    raise LockHeldError(_held_message(self.path, holder),
-                                        holder=holder, path=self.path) from None
+                    raise LockHeldError(
+                        _held_message(self.path, holder), holder=holder, path=self.path
+                    ) from None
                 if self._break(holder, reason):
                     self.broken.append({**(holder or {}), "reason": reason})
                 else:
@@ -270,8 +273,9 @@ class RetrainLock:
             self.info = info
             return info
         holder = read_lock(self.path)
-        raise LockHeldError(_held_message(self.path, holder), holder=holder,
-                            path=self.path)
+        raise LockHeldError(
+            _held_message(self.path, holder), holder=holder, path=self.path
+        )
 
     def _take_guard(self) -> int | None:
         try:
@@ -296,14 +300,19 @@ class RetrainLock:
         try:
             current = read_lock(self.path)
             same = (current is None and seen is None) or (
-                current is not None and seen is not None
+                current is not None
+                and seen is not None
                 and current["token"] == seen["token"]
             )
             if not same:
                 return False
             self.path.unlink(missing_ok=True)
-            log.warning("broke a stale retrain lock %s (%s): %s", self.path, reason,
-                        json.dumps(seen) if seen else "unreadable")
+            log.warning(
+                "broke a stale retrain lock %s (%s): %s",
+                self.path,
+                reason,
+                json.dumps(seen) if seen else "unreadable",
+            )
             return True
         finally:
             self._drop_guard(fd)
@@ -318,14 +327,21 @@ class RetrainLock:
                 break
             time.sleep(0.05)
         else:
-            log.warning("could not take %s to release the lock; leaving %s to be "
-                        "detected as stale", self.guard, self.path)
+            log.warning(
+                "could not take %s to release the lock; leaving %s to be "
+                "detected as stale",
+                self.guard,
+                self.path,
+            )
             return False
         try:
             current = read_lock(self.path)
             if current is None or current["token"] != self.info["token"]:
-                log.warning("the retrain lock %s was broken while this run held it "
-                            "(it ran longer than the maximum age?)", self.path)
+                log.warning(
+                    "the retrain lock %s was broken while this run held it "
+                    "(it ran longer than the maximum age?)",
+                    self.path,
+                )
                 return False
             self.path.unlink()
             return True
@@ -343,8 +359,7 @@ class RetrainLock:
 
 def _held_message(path: Path, holder: dict | None) -> str:
     if holder is None:
-        return (f"another retrain run holds {path} (being written); try again "
-                "later")
+        return f"another retrain run holds {path} (being written); try again later"
     return (
         f"another retrain run holds {path}: pid {holder.get('pid')} on "
         f"{holder.get('host')}, started {holder.get('started')}. Try again later; "
@@ -367,15 +382,20 @@ def verdict_status(path: str | Path) -> str:
     try:
         verdict = json.loads(path.read_text())
     except OSError as e:
-        raise ConfigError(f"verdict {str(path)!r} cannot be read: {e.strerror}; "
-                          "pass the JSON written by `nbship monitor`") from e
+        raise ConfigError(
+            f"verdict {str(path)!r} cannot be read: {e.strerror}; "
+            "pass the JSON written by `nbship monitor`"
+        ) from e
     except ValueError as e:
         raise ConfigError(f"verdict {str(path)!r} is not JSON ({e})") from e
     status = None
     if isinstance(verdict, dict):
         overall = verdict.get("overall")
-        status = (verdict.get("status") or verdict.get("overall_status")
-                  or (overall.get("status") if isinstance(overall, dict) else overall))
+        status = (
+            verdict.get("status")
+            or verdict.get("overall_status")
+            or (overall.get("status") if isinstance(overall, dict) else overall)
+        )
     if not isinstance(status, str):
         raise ConfigError(
             f"verdict {str(path)!r} has no overall status: expected a `status` "
@@ -429,9 +449,10 @@ def champion_state(tracking_uri: str, model_name: str) -> dict | None:
 
     A SQLite store that does not exist yet means no champion (it is not created).
     """
-    if tracking_uri.startswith("sqlite:///") and not Path(
-        tracking_uri.removeprefix("sqlite:///")
-    ).exists():
+    if (
+        tracking_uri.startswith("sqlite:///")
+        and not Path(tracking_uri.removeprefix("sqlite:///")).exists()
+    ):
         return None
     import mlflow
 
@@ -521,8 +542,12 @@ def run_retrain(
 
     def finish(status: str, code: int, *, latest: bool = True) -> dict[str, Any]:
         finished = _utc_now()
-        summary.update(status=status, exit_code=code, finished=finished.isoformat(),
-                       duration_s=round((finished - started).total_seconds(), 2))
+        summary.update(
+            status=status,
+            exit_code=code,
+            finished=finished.isoformat(),
+            duration_s=round((finished - started).total_seconds(), 2),
+        )
         _write_json_atomic(summary, out_dir / name)
         if latest:
             _write_json_atomic(summary, out_dir / "latest.json")
@@ -530,9 +555,11 @@ def run_retrain(
         log.info("retrain %s (exit %d); summary: %s", status, code, out_dir / name)
         return summary
 
-    lock = RetrainLock(plan.lock_path, plan.lock_max_age_s,
-                       command="nbship retrain " + " ".join(
-                           _redact(a) for a in plan.ploomber_args()))
+    lock = RetrainLock(
+        plan.lock_path,
+        plan.lock_max_age_s,
+        command="nbship retrain " + " ".join(_redact(a) for a in plan.ploomber_args()),
+    )
     try:
         lock.acquire()
     except LockHeldError as e:
@@ -542,21 +569,26 @@ def run_retrain(
     try:
         if lock.broken:
             summary["broken_locks"] = lock.broken
-        summary["champion_before"] = champion_state(env["tracking_uri"],
-                                                    env["model_name"])
+        summary["champion_before"] = champion_state(
+            env["tracking_uri"], env["model_name"]
+        )
         if plan.if_alert is not None:
             status = verdict_status(plan.if_alert)
             summary["trigger"] = f"verdict {plan.if_alert}: {status}"
             if status != "alert":
-                log.info("verdict %s says %r, not alert: nothing to retrain",
-                         plan.if_alert, status)
+                log.info(
+                    "verdict %s says %r, not alert: nothing to retrain",
+                    plan.if_alert,
+                    status,
+                )
                 summary["champion_after"] = summary["champion_before"]
                 summary["champion_changed"] = False
                 return finish("skipped", EXIT_OK)
         elif plan.on_alert:
             if monitor is None or plan.monitor_args is None:
-                raise ConfigError(f"--on-alert needs `nbship monitor`: "
-                                  f"{plan.monitor_note}")
+                raise ConfigError(
+                    f"--on-alert needs `nbship monitor`: {plan.monitor_note}"
+                )
             code, step = _monitor(plan, monitor)
             summary["steps"]["monitor_before"] = step
             summary["trigger"] = f"monitor before build: exit {code}"
@@ -571,15 +603,18 @@ def run_retrain(
 
         code, step = _timed(build, plan.ploomber_args())
         summary["steps"]["build"] = step
-        summary["champion_after"] = champion_state(env["tracking_uri"],
-                                                   env["model_name"])
-        summary["champion_changed"] = (
-            (summary["champion_before"] or {}).get("version")
-            != (summary["champion_after"] or {}).get("version")
+        summary["champion_after"] = champion_state(
+            env["tracking_uri"], env["model_name"]
         )
+        summary["champion_changed"] = (summary["champion_before"] or {}).get(
+            "version"
+        ) != (summary["champion_after"] or {}).get("version")
         if code != 0:
-            log.error("build failed (exit %d); the champion stays %s", code,
-                      (summary["champion_after"] or {}).get("version", "unset"))
+            log.error(
+                "build failed (exit %d); the champion stays %s",
+                code,
+                (summary["champion_after"] or {}).get("version", "unset"),
+            )
             summary["steps"]["monitor"] = {"skipped": "the build failed"}
             return finish("build_failed", EXIT_BUILD_FAILED)
 
@@ -601,12 +636,16 @@ def run_retrain(
 def _timed(step: Callable[[list[str]], int], args: list[str]) -> tuple[int, dict]:
     t0 = time.monotonic()
     code = int(step(args) or 0)
-    return code, {"args": [_redact(a) for a in args], "exit_code": code,
-                  "duration_s": round(time.monotonic() - t0, 2)}
+    return code, {
+        "args": [_redact(a) for a in args],
+        "exit_code": code,
+        "duration_s": round(time.monotonic() - t0, 2),
+    }
 
 
-def _monitor(plan: RetrainPlan, monitor: Callable[[list[str]], int]
-             ) -> tuple[int, dict]:
+def _monitor(
+    plan: RetrainPlan, monitor: Callable[[list[str]], int]
+) -> tuple[int, dict]:
     """Run the monitor; add the verdict's path and status when it wrote one."""
     t0 = time.time()
     code, step = _timed(monitor, plan.monitor_args or [])
@@ -637,8 +676,10 @@ def _monitor_support() -> tuple[bool, set[str], str]:
         return False, set(), "tasks.monitor does not exist yet"
     parser = build_parser()
     for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction) and \
-                "monitor" in action.choices:
+        if (
+            isinstance(action, argparse._SubParsersAction)
+            and "monitor" in action.choices
+        ):
             return True, set(action.choices["monitor"]._option_string_actions), ""
     return False, set(), "the `nbship monitor` command is not registered"
 
@@ -654,8 +695,11 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     from tasks.config import load_env
 
     if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.basicConfig(
+            level=logging.INFO,
+            stream=sys.stderr,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
     overrides = _env_overrides(args.set)
     if args.data and "://" in args.data:  # a URL: ingest reads it
         overrides["data_path"] = args.data
@@ -677,8 +721,9 @@ def cmd_retrain(args: argparse.Namespace) -> int:
             verdict_path = Path(env["products"]) / "monitor" / "verdict.json"
             monitor_args += ["--out-dir", str(verdict_path.parent)]
         if "--set" in options:
-            monitor_args += [x for k, v in overrides.items()
-                             for x in ("--set", f"{k}={v}")]
+            monitor_args += [
+                x for k, v in overrides.items() for x in ("--set", f"{k}={v}")
+            ]
 
     def monitor(argv: list[str]) -> int:
         return _run_streamed([sys.executable, "-m", "tasks.cli", *argv])
@@ -687,22 +732,29 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         return cmd_build(argparse.Namespace(ploomber=argv))
 
     plan = RetrainPlan(
-        overrides=overrides, env=env, lock_path=state_dir / "retrain.lock",
+        overrides=overrides,
+        env=env,
+        lock_path=state_dir / "retrain.lock",
         lock_max_age_s=args.lock_max_age,
         if_alert=Path(args.if_alert) if args.if_alert else None,
-        on_alert=args.on_alert, force=args.force, monitor_args=monitor_args,
-        monitor_note=note, verdict_path=verdict_path,
+        on_alert=args.on_alert,
+        force=args.force,
+        monitor_args=monitor_args,
+        monitor_note=note,
+        verdict_path=verdict_path,
     )
     summary = run_retrain(plan, build=build, monitor=monitor if available else None)
-    _say(f"retrain: {summary['status']} (exit {summary['exit_code']}); "
-         f"champion {(summary.get('champion_before') or {}).get('version', '-')} -> "
-         f"{(summary.get('champion_after') or {}).get('version', '-')}; "
-         f"summary {summary['summary_path']}")
+    _say(
+        f"retrain: {summary['status']} (exit {summary['exit_code']}); "
+        f"champion {(summary.get('champion_before') or {}).get('version', '-')} -> "
+        f"{(summary.get('champion_after') or {}).get('version', '-')}; "
+        f"summary {summary['summary_path']}"
+    )
     return int(summary["exit_code"])
 
 
 def _say(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)  # noqa: T201
+    print(msg, file=sys.stderr, flush=True)
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
@@ -737,30 +789,51 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "20 build failed (champion unchanged), 21 monitor failed, 75 another run "
         "holds the lock.",
     )
-    p.add_argument("--data", metavar="PATH",
-                   help="the latest data (CSV/Parquet file or URL); becomes "
-                   "--env--data_path")
+    p.add_argument(
+        "--data",
+        metavar="PATH",
+        help="the latest data (CSV/Parquet file or URL); becomes --env--data_path",
+    )
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help=set_help)
-    p.add_argument("--force", action="store_true",
-                   help="rebuild every task, not only what changed")
+    p.add_argument(
+        "--force", action="store_true", help="rebuild every task, not only what changed"
+    )
     trig = p.add_mutually_exclusive_group()
-    trig.add_argument("--if-alert", metavar="VERDICT.json",
-                      help="retrain only if this monitoring verdict says alert")
-    trig.add_argument("--on-alert", action="store_true",
-                      help="run `nbship monitor` on the data first; retrain only "
-                      "on alert")
-    p.add_argument("--no-monitor", action="store_true",
-                   help="do not run `nbship monitor` after the build")
-    p.add_argument("--state-dir", metavar="DIR",
-                   help="folder of the lock file (default: .nbship/ in the project)")
-    p.add_argument("--lock-max-age", type=float, default=DEFAULT_LOCK_MAX_AGE_S,
-                   metavar="SECONDS", help="a lock older than this is stale even if "
-                   f"its process lives (default {DEFAULT_LOCK_MAX_AGE_S})")
+    trig.add_argument(
+        "--if-alert",
+        metavar="VERDICT.json",
+        help="retrain only if this monitoring verdict says alert",
+    )
+    trig.add_argument(
+        "--on-alert",
+        action="store_true",
+        help="run `nbship monitor` on the data first; retrain only on alert",
+    )
+    p.add_argument(
+        "--no-monitor",
+        action="store_true",
+        help="do not run `nbship monitor` after the build",
+    )
+    p.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        help="folder of the lock file (default: .nbship/ in the project)",
+    )
+    p.add_argument(
+        "--lock-max-age",
+        type=float,
+        default=DEFAULT_LOCK_MAX_AGE_S,
+        metavar="SECONDS",
+        help="a lock older than this is stale even if "
+        f"its process lives (default {DEFAULT_LOCK_MAX_AGE_S})",
+    )
     p.set_defaults(func=cmd_retrain)
 
     by_help = "who made the change (default: USER@HOST)"
-    reload_help = ("after moving the alias, POST here so a running API swaps "
-                   "models now, e.g. http://127.0.0.1:8000/reload?wait=true")
+    reload_help = (
+        "after moving the alias, POST here so a running API swaps "
+        "models now, e.g. http://127.0.0.1:8000/reload?wait=true"
+    )
     p = sub.add_parser(
         "promote",
         help="move the champion alias to VERSION (recorded in MLflow)",
@@ -794,19 +867,36 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         description="Write an Airflow 3 DAG file whose tasks run `ploomber task "
         "NAME` in the project folder, with the dependencies of pipeline.yaml.",
     )
-    p.add_argument("--out", default="deploy/airflow/nbship_dag.py",
-                   help="output file (default deploy/airflow/nbship_dag.py)")
+    p.add_argument(
+        "--out",
+        default="deploy/airflow/nbship_dag.py",
+        help="output file (default deploy/airflow/nbship_dag.py)",
+    )
     p.add_argument("--dag-id", default="nbship", help="Airflow DAG id")
-    p.add_argument("--schedule", default="0 3 * * *",
-                   help="cron expression or preset (@daily), or 'none' "
-                   "(default '0 3 * * *')")
-    p.add_argument("--project-dir", help="the project folder on the Airflow "
-                   "worker (default: this project)")
-    p.add_argument("--ploomber", help="the ploomber executable on the worker "
-                   "(default: PROJECT_DIR/.venv/bin/ploomber)")
-    p.add_argument("--force-tasks", action="store_true",
-                   help="run every task with --force (default: skip up-to-date "
-                   "tasks, shown as skipped in Airflow)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="an env.yaml override baked into every task command")
+    p.add_argument(
+        "--schedule",
+        default="0 3 * * *",
+        help="cron expression or preset (@daily), or 'none' (default '0 3 * * *')",
+    )
+    p.add_argument(
+        "--project-dir",
+        help="the project folder on the Airflow worker (default: this project)",
+    )
+    p.add_argument(
+        "--ploomber",
+        help="the ploomber executable on the worker "
+        "(default: PROJECT_DIR/.venv/bin/ploomber)",
+    )
+    p.add_argument(
+        "--force-tasks",
+        action="store_true",
+        help="run every task with --force (default: skip up-to-date "
+        "tasks, shown as skipped in Airflow)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="an env.yaml override baked into every task command",
+    )
     p.set_defaults(func=cmd_export_airflow)

@@ -153,7 +153,9 @@ def schema_from_dict(spec: dict[str, Any], source: str = "schema") -> Schema:
         missing_values=tuple(str(m) for m in spec.get("missing_values") or ()),
     )
     if schema.target not in schema.names:
-        raise ConfigError(f"{source}: target {schema.target!r} is not a declared column")
+        raise ConfigError(
+            f"{source}: target {schema.target!r} is not a declared column"
+        )
     target = schema[schema.target]
     if target.type != "category" or target.categories is None:
         raise ConfigError(
@@ -284,8 +286,12 @@ def coerce_frame(
             data[name] = _coerce_numeric(values)
         else:
             # an explicit object Series: pandas 3 would infer its `str` dtype
-            data[name] = pd.Series(_coerce_category(values, schema.missing_values),
-                                   index=df.index, dtype=object, copy=False)
+            data[name] = pd.Series(
+                _coerce_category(values, schema.missing_values),
+                index=df.index,
+                dtype=object,
+                copy=False,
+            )
     return pd.DataFrame(data, index=df.index, copy=False)
 
 

@@ -28,8 +28,9 @@ DEFAULT_CHUNK_SIZE = 100_000
 SCORE_COLUMNS = ("row_id", "score", "label", "model_version")
 
 
-def resolve_model_uri(model_name: str, alias: str | None = "champion",
-                      version: str | int | None = None) -> str:
+def resolve_model_uri(
+    model_name: str, alias: str | None = "champion", version: str | int | None = None
+) -> str:
     """``models:/NAME/VERSION`` when a version is given, else ``models:/NAME@ALIAS``."""
     if version is not None:
         return f"models:/{model_name}/{version}"
@@ -88,7 +89,11 @@ def load_registered_model(tracking_uri: str, model_uri: str) -> tuple[Any, dict]
 
 
 def score_frame(
-    model, df: pd.DataFrame, schema: Schema, threshold: float, model_version: str,
+    model,
+    df: pd.DataFrame,
+    schema: Schema,
+    threshold: float,
+    model_version: str,
     row_ids: pd.Series | None = None,
 ) -> pd.DataFrame:
     """Probabilities and labels for the rows of ``df``.
@@ -311,8 +316,11 @@ def score_chunk(
                 "row_id": row_ids[bad],
                 "reason": reasons[bad].astype(str).to_numpy(),
                 **{
-                    c: rejected[c].astype(object).where(rejected[c].notna(), None)
-                    .map(lambda v: None if v is None else str(v)).to_numpy()
+                    c: rejected[c]
+                    .astype(object)
+                    .where(rejected[c].notna(), None)
+                    .map(lambda v: None if v is None else str(v))
+                    .to_numpy()
                     for c in features
                 },
             }
@@ -325,32 +333,46 @@ def score_chunk(
         )
     else:
         scores = pd.DataFrame(
-            {"row_id": np.array([], dtype=np.int64), "score": np.array([], float),
-             "label": np.array([], dtype=object),
-             "model_version": np.array([], dtype=object)}
+            {
+                "row_id": np.array([], dtype=np.int64),
+                "score": np.array([], float),
+                "label": np.array([], dtype=object),
+                "model_version": np.array([], dtype=object),
+            }
         )
     return scores, rejects
 
 
 def _empty_rejects(features: list[str]) -> pd.DataFrame:
     return pd.DataFrame(
-        {"row_id": np.array([], dtype=np.int64), "reason": np.array([], object),
-         **{c: np.array([], dtype=object) for c in features}}
+        {
+            "row_id": np.array([], dtype=np.int64),
+            "reason": np.array([], object),
+            **{c: np.array([], dtype=object) for c in features},
+        }
     )
 
 
 def _score_schema():
     import pyarrow as pa
 
-    return pa.schema([("row_id", pa.int64()), ("score", pa.float64()),
-                      ("label", pa.string()), ("model_version", pa.string())])
+    return pa.schema(
+        [
+            ("row_id", pa.int64()),
+            ("score", pa.float64()),
+            ("label", pa.string()),
+            ("model_version", pa.string()),
+        ]
+    )
 
 
 def _rejects_schema(features: list[str]):
     import pyarrow as pa
 
-    return pa.schema([("row_id", pa.int64()), ("reason", pa.string())]
-                     + [(c, pa.string()) for c in features])
+    return pa.schema(
+        [("row_id", pa.int64()), ("reason", pa.string())]
+        + [(c, pa.string()) for c in features]
+    )
 
 
 class _TableSink:
@@ -362,8 +384,9 @@ class _TableSink:
 
         self.path, self.schema, self.fmt = path, schema, fmt
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
-                                   dir=path.parent)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
+        )
         import os
 
         os.close(fd)
@@ -472,9 +495,13 @@ def score_file(
                     f"{len(chunk)}). Fix the input, or score without --fail-fast to "
                     "set invalid rows aside in a rejects file.",
                     issues=[
-                        {"column": None, "rule": "row", "message": r["reason"],
-                         "count": 1, "examples": [{"row": int(r["row_id"]),
-                                                   "value": None}]}
+                        {
+                            "column": None,
+                            "rule": "row",
+                            "message": r["reason"],
+                            "count": 1,
+                            "examples": [{"row": int(r["row_id"]), "value": None}],
+                        }
                         for _, r in bad.head(5).iterrows()
                     ],
                 )

@@ -55,4 +55,6 @@ def split_data(
         stratify=rest[target],
         random_state=seed,
     )
-    return tuple(part.sort_index().reset_index(drop=True) for part in (train, val, test))
+    return tuple(
+        part.sort_index().reset_index(drop=True) for part in (train, val, test)
+    )

@@ -18,7 +18,11 @@ from tasks.split import split_data
 
 
 def ingest(
-    product: Any, data_path: str, csv_sep: str, sample: int, seed: int,
+    product: Any,
+    data_path: str,
+    csv_sep: str,
+    sample: int,
+    seed: int,
     resources_: Any = None,
 ) -> None:
     """Source table -> ``product['data']`` (Parquet) + ``product['meta']`` (JSON)."""
@@ -28,8 +32,13 @@ def ingest(
 
 
 def split(
-    upstream: Any, product: Any, schema_path: str, test_size: float, val_size: float,
-    seed: int, resources_: Any = None,
+    upstream: Any,
+    product: Any,
+    schema_path: str,
+    test_size: float,
+    val_size: float,
+    seed: int,
+    resources_: Any = None,
 ) -> None:
     """Validated table -> stratified train / val / test Parquet files."""
     schema = load_schema(schema_path)
@@ -53,8 +62,12 @@ def split(
 
 
 def score(
-    upstream: Any, product: Any, schema_path: str, tracking_uri: str,
-    model_name: str, resources_: Any = None,
+    upstream: Any,
+    product: Any,
+    schema_path: str,
+    tracking_uri: str,
+    model_name: str,
+    resources_: Any = None,
 ) -> None:
     """Batch-score the test split with the registered ``champion``.
 
@@ -69,8 +82,13 @@ def score(
     uri = resolve_model_uri(model_name, version=reg["champion_version"])
     model, info = load_registered_model(tracking_uri, uri)
     score_file(
-        model, upstream["split"]["test"], product["data"], schema,
-        info["threshold"], info["model_version"], rejects=None,
+        model,
+        upstream["split"]["test"],
+        product["data"],
+        schema,
+        info["threshold"],
+        info["model_version"],
+        rejects=None,
     )
 
 
@@ -91,8 +109,14 @@ def report(upstream: Any, product: Any, products: str, resources_: Any = None) -
 
 
 def model_card(
-    upstream: Any, product: Any, schema_path: str, tracking_uri: str,
-    intended_use: str, limitations: list[str], seed: int, resources_: Any = None,
+    upstream: Any,
+    product: Any,
+    schema_path: str,
+    tracking_uri: str,
+    intended_use: str,
+    limitations: list[str],
+    seed: int,
+    resources_: Any = None,
 ) -> None:
     """Model card of the registered candidate (Markdown + HTML), also in MLflow."""
     import mlflow
@@ -109,8 +133,11 @@ def model_card(
     test = io.read_parquet(upstream["split"]["test"])
     y, proba = target_vector(test, schema), model.predict_proba(test)[:, 1]
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)
-    lineage = {k: v for k, v in client.get_run(registered["run_id"]).data.tags.items()
-               if k.startswith("lineage.")}
+    lineage = {
+        k: v
+        for k, v in client.get_run(registered["run_id"]).data.tags.items()
+        if k.startswith("lineage.")
+    }
     importance = pd.read_csv(upstream["explain"]["importance"], index_col=0).iloc[:, 0]
     markdown = render_model_card(
         schema=schema,
@@ -129,16 +156,24 @@ def model_card(
     io.write_text(markdown, product["md"])
     io.write_text(to_html(markdown, title), product["html"])
     for key in ("md", "html"):
-        client.log_artifact(registered["run_id"], product[key],
-                            artifact_path="model_card")
-    client.update_model_version(registered["model_name"],
-                                registered["model_version"], description=markdown)
+        client.log_artifact(
+            registered["run_id"], product[key], artifact_path="model_card"
+        )
+    client.update_model_version(
+        registered["model_name"], registered["model_version"], description=markdown
+    )
 
 
 def monitor(
-    upstream: Any, product: Any, schema_path: str, tracking_uri: str,
-    model_name: str, monitor_data: str, csv_sep: str,
-    monitor_thresholds: dict[str, Any], resources_: Any = None,
+    upstream: Any,
+    product: Any,
+    schema_path: str,
+    tracking_uri: str,
+    model_name: str,
+    monitor_data: str,
+    csv_sep: str,
+    monitor_thresholds: dict[str, Any],
+    resources_: Any = None,
 ) -> None:
     """Drift report of ``monitor_data`` (default: the test split) against train.
 
@@ -158,10 +193,16 @@ def monitor(
     check_columns(current, schema, f"monitor_data ({monitor_data or 'test split'})")
     registered = io.read_json(upstream["register"]["result"])
     model, info = load_registered_model(
-        tracking_uri, resolve_model_uri(model_name,
-                                        version=registered["champion_version"]))
+        tracking_uri,
+        resolve_model_uri(model_name, version=registered["champion_version"]),
+    )
     verdict = monitor_model(
-        reference, current, schema, model, info, monitor_thresholds,
+        reference,
+        current,
+        schema,
+        model,
+        info,
+        monitor_thresholds,
         inputs={"current": monitor_data or "test split", "reference": "train split"},
     )
     io.write_json(verdict, product["verdict"])

@@ -37,7 +37,9 @@ def _plain(v: Any) -> Any:
     return v if isinstance(v, (int, float, str, bool)) else str(v)
 
 
-def _column_rules(s: pd.Series, col, missing_tokens) -> list[tuple[str, pd.Series, str]]:
+def _column_rules(
+    s: pd.Series, col, missing_tokens
+) -> list[tuple[str, pd.Series, str]]:
     """(rule, mask of offending rows, description) for one column's values."""
     rules = []
     raw = s

@@ -47,7 +47,11 @@ class Build:
         """Run `ploomber ARGS` on the test profile in this folder."""
         cmd = [str(BIN / "ploomber"), *args, *self.overrides(**extra)]
         self.last = subprocess.run(
-            cmd, cwd=REPO, env=self.env(), capture_output=True, text=True,
+            cmd,
+            cwd=REPO,
+            env=self.env(),
+            capture_output=True,
+            text=True,
             timeout=900,
         )
         return self.last
@@ -55,16 +59,23 @@ class Build:
     def nbship(self, *args: str) -> subprocess.CompletedProcess:
         """Run `nbship ARGS` (a project command) with this build's environment."""
         return subprocess.run(
-            [str(BIN / "nbship"), *args], cwd=REPO, env=self.env(),
-            capture_output=True, text=True, timeout=900,
+            [str(BIN / "nbship"), *args],
+            cwd=REPO,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=900,
         )
 
     def cli_set(self) -> list[str]:
         """`--set KEY=VALUE` options pointing project commands at this build."""
         return [
-            "--set", f"products={self.products}",
-            "--set", f"tracking_uri={self.tracking_uri}",
-            "--set", f"artifact_root={self.artifact_root}",
+            "--set",
+            f"products={self.products}",
+            "--set",
+            f"tracking_uri={self.tracking_uri}",
+            "--set",
+            f"artifact_root={self.artifact_root}",
         ]
 
 

@@ -20,14 +20,40 @@ import pytest
 
 from tests.conftest import BIN, REPO, Build
 
-FEATURES = ["age", "job", "marital", "education", "default", "balance", "housing",
-            "loan", "contact", "day", "month", "campaign", "pdays", "previous",
-            "poutcome"]
-RECORD = {"age": 41, "job": "technician", "marital": "married",
-          "education": "secondary", "default": "no", "balance": 1200,
-          "housing": "yes", "loan": "no", "contact": "cellular", "day": 15,
-          "month": "may", "campaign": 2, "pdays": -1, "previous": 0,
-          "poutcome": "unknown"}
+FEATURES = [
+    "age",
+    "job",
+    "marital",
+    "education",
+    "default",
+    "balance",
+    "housing",
+    "loan",
+    "contact",
+    "day",
+    "month",
+    "campaign",
+    "pdays",
+    "previous",
+    "poutcome",
+]
+RECORD = {
+    "age": 41,
+    "job": "technician",
+    "marital": "married",
+    "education": "secondary",
+    "default": "no",
+    "balance": 1200,
+    "housing": "yes",
+    "loan": "no",
+    "contact": "cellular",
+    "day": 15,
+    "month": "may",
+    "campaign": 2,
+    "pdays": -1,
+    "previous": 0,
+    "poutcome": "unknown",
+}
 
 
 def free_port() -> int:
@@ -79,9 +105,15 @@ def copy_store(build: Build, dest: Path) -> str:
     return f"sqlite:///{target}"
 
 
-def start_server(build: Build, folder: Path, *args: str, tracking_uri: str | None
-                 = None, api_key: str | None = None, wait_ready: bool = True,
-                 timeout: float = 120) -> Server:
+def start_server(
+    build: Build,
+    folder: Path,
+    *args: str,
+    tracking_uri: str | None = None,
+    api_key: str | None = None,
+    wait_ready: bool = True,
+    timeout: float = 120,
+) -> Server:
     folder.mkdir(parents=True, exist_ok=True)
     port = free_port()
     uri = tracking_uri or build.tracking_uri
@@ -90,29 +122,47 @@ def start_server(build: Build, folder: Path, *args: str, tracking_uri: str | Non
     if api_key:
         env["NBSHIP_API_KEY"] = api_key
     log_path = folder / "server.log"
-    cmd = [str(BIN / "nbship"), "serve", "--port", str(port), *build.cli_set(),
-           "--set", f"tracking_uri={uri}", *args]
+    cmd = [
+        str(BIN / "nbship"),
+        "serve",
+        "--port",
+        str(port),
+        *build.cli_set(),
+        "--set",
+        f"tracking_uri={uri}",
+        *args,
+    ]
     with open(log_path, "w") as log:
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     server = Server(proc, f"http://127.0.0.1:{port}", log_path, uri)
     deadline = time.monotonic() + timeout
     path = "/ready" if wait_ready else "/health"
     headers = {"X-API-Key": api_key} if api_key else {}
     while True:
         if proc.poll() is not None:
-            raise AssertionError(f"server exited {proc.returncode}:\n"
-                                 + log_path.read_text()[-3000:])
+            raise AssertionError(
+                f"server exited {proc.returncode}:\n" + log_path.read_text()[-3000:]
+            )
         try:
-            if httpx.get(server.url + path, headers=headers, timeout=2).status_code \
-                    == 200:
+            if (
+                httpx.get(server.url + path, headers=headers, timeout=2).status_code
+                == 200
+            ):
                 return server
         except httpx.TransportError:
             pass
         if time.monotonic() > deadline:
             server.stop()
-            raise AssertionError(f"server not {path} after {timeout}s:\n"
-                                 + log_path.read_text()[-3000:])
+            raise AssertionError(
+                f"server not {path} after {timeout}s:\n" + log_path.read_text()[-3000:]
+            )
         time.sleep(0.25)
 
 
@@ -120,8 +170,12 @@ def records_of(df: pd.DataFrame) -> list[dict]:
     """Rows as JSON-ready records of the feature columns (missing -> null)."""
     out = []
     for rec in df[FEATURES].astype(object).to_dict(orient="records"):
-        out.append({k: (None if pd.isna(v) else (v.item() if hasattr(v, "item")
-                                                 else v)) for k, v in rec.items()})
+        out.append(
+            {
+                k: (None if pd.isna(v) else (v.item() if hasattr(v, "item") else v))
+                for k, v in rec.items()
+            }
+        )
     return out
 
 
@@ -134,8 +188,13 @@ def api_store(built, tmp_path_factory) -> str:
 def server(built, api_store, tmp_path_factory):
     """The main server: open (no key), a private store, prediction log on."""
     folder = tmp_path_factory.mktemp("api-server")
-    srv = start_server(built, folder, "--prediction-log", str(folder / "predictions"),
-                       tracking_uri=api_store)
+    srv = start_server(
+        built,
+        folder,
+        "--prediction-log",
+        str(folder / "predictions"),
+        tracking_uri=api_store,
+    )
     srv.predictions = folder / "predictions"
     yield srv
     srv.stop()

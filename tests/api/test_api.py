@@ -41,20 +41,21 @@ def test_predict_one_record(server, built):
     assert body["model_name"] == built.model_name and body["model_version"] == "1"
     (pred,) = body["predictions"]
     assert 0 <= pred["probability"] <= 1
-    assert pred["label"] == ("yes" if pred["probability"] >= body["threshold"]
-                             else "no")
+    assert pred["label"] == (
+        "yes" if pred["probability"] >= body["threshold"] else "no"
+    )
 
 
 def test_predict_many_records_in_order(server, test_rows):
     recs = records_of(test_rows.head(25))
     with server.client() as c:
         batch = c.post("/predict", json=recs).json()["predictions"]
-        singles = [c.post("/predict", json=r).json()["predictions"][0]
-                   for r in recs[:5]]
+        singles = [
+            c.post("/predict", json=r).json()["predictions"][0] for r in recs[:5]
+        ]
     assert len(batch) == 25
     # each row gets the same probability alone as in a batch
-    assert [p["probability"] for p in batch[:5]] == [p["probability"]
-                                                     for p in singles]
+    assert [p["probability"] for p in batch[:5]] == [p["probability"] for p in singles]
 
 
 def test_missing_optional_fields_and_missing_tokens_mean_missing(server):
@@ -63,8 +64,10 @@ def test_missing_optional_fields_and_missing_tokens_mean_missing(server):
     as_null = {**RECORD, **dict.fromkeys(nullable)}
     as_token = {**RECORD, **dict.fromkeys(nullable, "unknown")}
     with server.client() as c:
-        probs = [c.post("/predict", json=r).json()["predictions"][0]["probability"]
-                 for r in (without, as_null, as_token)]
+        probs = [
+            c.post("/predict", json=r).json()["predictions"][0]["probability"]
+            for r in (without, as_null, as_token)
+        ]
     assert probs[0] == probs[1] == probs[2]
 
 
@@ -76,13 +79,15 @@ def test_explain_adds_up_to_the_raw_score(server):
     assert ex["units"] == "log-odds" and len(ex["explanations"]) == 2
     e = ex["explanations"][0]
     assert set(e["contributions"]) == set(RECORD)
-    assert abs(e["base_value"] + sum(e["contributions"].values()) - e["raw_score"]) \
-        < 1e-4
+    assert (
+        abs(e["base_value"] + sum(e["contributions"].values()) - e["raw_score"]) < 1e-4
+    )
     assert e["probability"] == pred["probability"]
     cols = raw["explanations"][0]["contributions"]
     assert any(k.startswith("cat__job_") for k in cols)
-    assert sum(cols.values()) == pytest.approx(sum(e["contributions"].values()),
-                                               abs=1e-6)
+    assert sum(cols.values()) == pytest.approx(
+        sum(e["contributions"].values()), abs=1e-6
+    )
 
 
 def test_metrics_are_prometheus_text(server):
@@ -93,11 +98,13 @@ def test_metrics_are_prometheus_text(server):
     assert r.headers["content-type"].startswith("text/plain")
     text = r.text
     assert "# TYPE nbship_http_requests_total counter" in text
-    assert 'nbship_http_requests_total{method="POST",path="/predict",status="200"}' \
-        in text
+    assert (
+        'nbship_http_requests_total{method="POST",path="/predict",status="200"}' in text
+    )
     assert 'nbship_http_errors_total{kind="client",path="/predict"}' in text
-    assert 'nbship_http_request_duration_seconds_bucket{le="+Inf",path="/predict"}' \
-        in text
+    assert (
+        'nbship_http_request_duration_seconds_bucket{le="+Inf",path="/predict"}' in text
+    )
     assert "nbship_prediction_score_count" in text
     assert 'nbship_model_info{model_name="bank-marketing-test"' in text
     for line in text.splitlines():
@@ -136,11 +143,11 @@ def test_predictions_land_in_the_parquet_log(server):
         assert time.monotonic() < deadline, "prediction not logged within 15 s"
         time.sleep(0.5)
     mine = mine.sort_values("record")
-    assert mine["probability"].tolist() == [p["probability"]
-                                            for p in body["predictions"]]
+    assert mine["probability"].tolist() == [
+        p["probability"] for p in body["predictions"]
+    ]
     assert mine["age"].tolist() == [41.0, 70.0]
-    assert (mine["model_version"] == "1").all() and mine["job"].iloc[0] == \
-        "technician"
+    assert (mine["model_version"] == "1").all() and mine["job"].iloc[0] == "technician"
     assert str(mine["ts"].dtype).startswith("datetime64")
 
 
@@ -155,10 +162,18 @@ BAD = [
     ("below min", {**RECORD, "age": 12}, 422, "age"),
     ("above max", {**RECORD, "day": 32}, 422, "day"),
     ("unseen category", {**RECORD, "job": "astronaut"}, 422, "job"),
-    ("missing token where not nullable", {**RECORD, "marital": "unknown"}, 422,
-     "marital"),
-    ("missing required field", {k: v for k, v in RECORD.items() if k != "month"},
-     422, "month"),
+    (
+        "missing token where not nullable",
+        {**RECORD, "marital": "unknown"},
+        422,
+        "marital",
+    ),
+    (
+        "missing required field",
+        {k: v for k, v in RECORD.items() if k != "month"},
+        422,
+        "month",
+    ),
     ("null required field", {**RECORD, "housing": None}, 422, "housing"),
     ("unknown field", {**RECORD, "salary": 10}, 422, "salary"),
     ("empty list", [], 422, None),
@@ -167,12 +182,14 @@ BAD = [
 
 
 @pytest.mark.parametrize("name, body, status, field", BAD, ids=[b[0] for b in BAD])
-def test_bad_requests_get_4xx_naming_field_and_reason(server, name, body, status,
-                                                      field):
+def test_bad_requests_get_4xx_naming_field_and_reason(
+    server, name, body, status, field
+):
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
     with server.client() as c:
-        r = c.post("/predict", content=content,
-                   headers={"content-type": "application/json"})
+        r = c.post(
+            "/predict", content=content, headers={"content-type": "application/json"}
+        )
         r2 = c.post("/explain", content=content)
     assert r.status_code == status, r.text
     assert r2.status_code == status
@@ -234,7 +251,9 @@ def _register_copy(tracking_uri: str, name: str, source: str | None = None) -> s
     with _registry(tracking_uri) as client:
         champ = client.get_model_version_by_alias(name, "champion")
         mv = client.create_model_version(
-            name, source=source or champ.source, run_id=champ.run_id,
+            name,
+            source=source or champ.source,
+            run_id=champ.run_id,
             tags=dict(champ.tags),
         )
     return str(mv.version)
@@ -256,8 +275,9 @@ def test_hot_swap_under_concurrent_requests_drops_nothing(server, built, test_ro
             while not stop.is_set():
                 try:
                     r = c.post("/predict", json=recs[i % len(recs)])
-                    version = r.json().get("model_version") if r.status_code == 200 \
-                        else None
+                    version = (
+                        r.json().get("model_version") if r.status_code == 200 else None
+                    )
                     results.append((r.status_code, version))
                 except httpx.HTTPError as e:  # a dropped request is a failure too
                     results.append((0, repr(e)))
@@ -271,16 +291,20 @@ def test_hot_swap_under_concurrent_requests_drops_nothing(server, built, test_ro
         with server.client() as c:
             r = c.post("/reload", params={"wait": "true"})
         assert r.status_code == 200, r.text
-        assert r.json() == {"status": "swapped", "model_version": new_version,
-                            "previous_version": "1"}
+        assert r.json() == {
+            "status": "swapped",
+            "model_version": new_version,
+            "previous_version": "1",
+        }
         time.sleep(1.0)
     finally:
         stop.set()
         for t in threads:
             t.join(timeout=30)
     statuses = [s for s, _ in results]
-    assert statuses and all(s == 200 for s in statuses), \
-        [r for r in results if r[0] != 200][:5]
+    assert statuses and all(s == 200 for s in statuses), [
+        r for r in results if r[0] != 200
+    ][:5]
     versions = [v for _, v in results]
     assert "1" in versions and new_version in versions
     # once swapped, never back: the old model is gone for new requests
@@ -292,12 +316,14 @@ def test_hot_swap_under_concurrent_requests_drops_nothing(server, built, test_ro
     assert again["status"] == "unchanged"
 
 
-def test_a_model_that_fails_to_load_leaves_the_old_one_serving(server, built,
-                                                               tmp_path):
+def test_a_model_that_fails_to_load_leaves_the_old_one_serving(server, built, tmp_path):
     with server.client() as c:
         serving = c.get("/ready").json()["model_version"]
-    broken = _register_copy(server.tracking_uri, built.model_name,
-                            source=(tmp_path / "no-model-here").as_uri())
+    broken = _register_copy(
+        server.tracking_uri,
+        built.model_name,
+        source=(tmp_path / "no-model-here").as_uri(),
+    )
     _set_alias(server.tracking_uri, built.model_name, broken)
     try:
         with server.client() as c:
@@ -317,17 +343,27 @@ def test_api_key_required_when_set_and_alias_polling(built, tmp_path):
     """With NBSHIP_API_KEY set every endpoint but the probes needs the key; this
     server also polls the alias every 0.5 s and picks up a move by itself."""
     store = copy_store(built, tmp_path / "store")
-    srv = start_server(built, tmp_path, "--poll-interval", "0.5",
-                       "--no-prediction-log", tracking_uri=store,
-                       api_key="s3cret")
+    srv = start_server(
+        built,
+        tmp_path,
+        "--poll-interval",
+        "0.5",
+        "--no-prediction-log",
+        tracking_uri=store,
+        api_key="s3cret",
+    )
     try:
         with srv.client() as c:
             assert c.get("/health").status_code == 200
             assert c.get("/ready").status_code == 200
             r = c.post("/predict", json=RECORD)
             assert r.status_code == 401 and "X-API-Key" in r.json()["detail"]
-            assert c.post("/predict", json=RECORD,
-                          headers={"X-API-Key": "wrong"}).status_code == 401
+            assert (
+                c.post(
+                    "/predict", json=RECORD, headers={"X-API-Key": "wrong"}
+                ).status_code
+                == 401
+            )
             assert c.get("/metrics").status_code == 401
             assert c.post("/reload").status_code == 401
             ok = c.post("/predict", json=RECORD, headers={"X-API-Key": "s3cret"})
@@ -349,8 +385,9 @@ def test_open_api_without_a_key(server):
 
 
 def test_missing_model_is_503_with_a_clear_log(built, tmp_path):
-    srv = start_server(built, tmp_path, "--set", "model_name=no-such-model",
-                       wait_ready=False)
+    srv = start_server(
+        built, tmp_path, "--set", "model_name=no-such-model", wait_ready=False
+    )
     try:
         with srv.client() as c:
             deadline = time.monotonic() + 60
@@ -381,6 +418,8 @@ def test_probabilities_match_the_model_in_process(server, built, test_rows):
     rows = test_rows.head(40)
     expected = model.predict_proba(rows)[:, 1]
     with server.client() as c:
-        got = [p["probability"] for p in
-               c.post("/predict", json=records_of(rows)).json()["predictions"]]
+        got = [
+            p["probability"]
+            for p in c.post("/predict", json=records_of(rows)).json()["predictions"]
+        ]
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9)

@@ -20,7 +20,10 @@ pytestmark = pytest.mark.slow
 SCHEMA = load_schema(REPO / "config" / "schema.yaml")
 
 JUNK = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.text(max_size=12),
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.text(max_size=12),
     st.floats(allow_nan=False, allow_infinity=False),
     st.lists(st.integers(), max_size=3),
     st.dictionaries(st.text(max_size=4), st.integers(), max_size=2),
@@ -29,20 +32,24 @@ JUNK = st.one_of(
 
 def _value(col):
     if col.is_numeric:
-        lo = int(col.min) if col.min is not None else -10**6
+        lo = int(col.min) if col.min is not None else -(10**6)
         hi = int(col.max) if col.max is not None else 10**6
         good = st.integers(lo, hi) if col.type == "integer" else st.floats(lo, hi)
         edge = st.sampled_from([lo - 1, hi + 1, lo + 0.5, 10**30, -(10**30)])
         return st.one_of(good, good, edge, JUNK)
     cats = list(col.categories or ["x"]) + list(SCHEMA.missing_values)
-    return st.one_of(st.sampled_from(cats), st.sampled_from(cats),
-                     st.text(max_size=10), JUNK)
+    return st.one_of(
+        st.sampled_from(cats), st.sampled_from(cats), st.text(max_size=10), JUNK
+    )
 
 
 RECORD = st.fixed_dictionaries(
     {c.name: _value(c) for c in SCHEMA.features[:10]},
-    optional={**{c.name: _value(c) for c in SCHEMA.features[10:]},
-              "zzz_extra": JUNK, "y": JUNK},
+    optional={
+        **{c.name: _value(c) for c in SCHEMA.features[10:]},
+        "zzz_extra": JUNK,
+        "y": JUNK,
+    },
 )
 BODY = st.one_of(
     RECORD.map(json.dumps),
@@ -53,14 +60,19 @@ BODY = st.one_of(
 )
 
 
-@settings(max_examples=150, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow,
-                                 HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(body=BODY, path=st.sampled_from(["/predict", "/predict", "/explain"]))
 def test_no_body_makes_the_server_fail(server, body, path):
     with server.client() as c:
-        r = c.post(path, content=body.encode("utf-8", "surrogatepass"),
-                   headers={"content-type": "application/json"})
+        r = c.post(
+            path,
+            content=body.encode("utf-8", "surrogatepass"),
+            headers={"content-type": "application/json"},
+        )
     assert r.status_code < 500, (r.status_code, body, r.text[:500])
     if r.status_code == 200:
         n = len(json.loads(body)) if body.lstrip().startswith("[") else 1

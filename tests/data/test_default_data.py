@@ -20,8 +20,9 @@ def df():
 
 
 def test_sha256_matches_the_data_readme():
-    documented = re.search(r"SHA-256 \| `([0-9a-f]{64})`",
-                           (REPO / "data/README.md").read_text()).group(1)
+    documented = re.search(
+        r"SHA-256 \| `([0-9a-f]{64})`", (REPO / "data/README.md").read_text()
+    ).group(1)
     assert hashlib.sha256(DATA.read_bytes()).hexdigest() == documented
 
 

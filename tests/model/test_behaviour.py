@@ -38,15 +38,17 @@ def test_minimum_quality_on_unseen_rows(model, unseen):
 def test_dropped_duration_has_no_effect(model, unseen):
     rows = unseen.head(200)
     changed = rows.assign(duration=rows["duration"] * 10 + 999)
-    np.testing.assert_array_equal(model.predict_proba(rows),
-                                  model.predict_proba(changed))
+    np.testing.assert_array_equal(
+        model.predict_proba(rows), model.predict_proba(changed)
+    )
 
 
 def test_missing_token_and_missing_value_are_the_same(model, unseen):
     rows = unseen[unseen["contact"] == "unknown"].head(100)
     as_none = rows.assign(contact=None)
-    np.testing.assert_array_equal(model.predict_proba(rows),
-                                  model.predict_proba(as_none))
+    np.testing.assert_array_equal(
+        model.predict_proba(rows), model.predict_proba(as_none)
+    )
 
 
 def test_row_order_and_extra_columns_do_not_matter(model, unseen):
@@ -54,8 +56,9 @@ def test_row_order_and_extra_columns_do_not_matter(model, unseen):
     base = model.predict_proba(rows)[:, 1]
     shuffled = rows.sample(frac=1, random_state=1).assign(extra="x")
     again = pd.Series(model.predict_proba(shuffled)[:, 1], index=shuffled.index)
-    np.testing.assert_allclose(again.loc[rows.index].to_numpy(), base, rtol=0,
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        again.loc[rows.index].to_numpy(), base, rtol=0, atol=1e-12
+    )
 
 
 def test_unseen_category_still_scores(model, unseen):

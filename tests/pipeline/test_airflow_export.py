@@ -59,8 +59,9 @@ with open(sys.argv[2], "w") as fh:
 @pytest.fixture(scope="module")
 def airflow_python() -> Path:
     """.venv-airflow's interpreter, created on first use."""
-    subprocess.run(["bash", str(REPO / "scripts" / "airflow-venv.sh")], check=True,
-                   timeout=1200)
+    subprocess.run(
+        ["bash", str(REPO / "scripts" / "airflow-venv.sh")], check=True, timeout=1200
+    )
     return AIRFLOW_VENV / "bin" / "python"
 
 
@@ -80,20 +81,31 @@ def parse_with_airflow(python: Path, dag_file: Path, home: Path) -> dict:
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_FOLDER": str(dag_file.parent),
     }
-    proc = subprocess.run([str(python), "-c", PARSE, str(dag_file), str(out)],
-                          env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [str(python), "-c", PARSE, str(dag_file), str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return json.loads(out.read_text())
 
 
-def test_exported_dag_imports_and_matches_the_pipeline(airflow_python, tmp_path,
-                                                       monkeypatch):
+def test_exported_dag_imports_and_matches_the_pipeline(
+    airflow_python, tmp_path, monkeypatch
+):
     from tasks.airflow import SKIP_EXIT_CODE, export_airflow
 
     monkeypatch.setenv("PLOOMBER_ENV_FILENAME", "env.test.yaml")
     dag_file = tmp_path / "dags" / "nbship_dag.py"
-    export_airflow(dag_file, spec_path=REPO / "pipeline.yaml", dag_id="nbship",
-                   schedule="0 3 * * *", overrides={"n_trials": 1})
+    export_airflow(
+        dag_file,
+        spec_path=REPO / "pipeline.yaml",
+        dag_id="nbship",
+        schedule="0 3 * * *",
+        overrides={"n_trials": 1},
+    )
     expected = pipeline_upstream()
     home = tmp_path / "airflow-home"
     home.mkdir()
@@ -110,30 +122,42 @@ def test_exported_dag_imports_and_matches_the_pipeline(airflow_python, tmp_path,
     assert {"train-logistic", "train-xgboost", "train-lightgbm"} <= set(got)
     for task_id, task in dag["tasks"].items():
         assert task["operator"] == "BashOperator"
-        assert f"/.venv/bin/ploomber task {task_id} --env--n_trials 1" in \
-            task["bash_command"]
+        assert (
+            f"/.venv/bin/ploomber task {task_id} --env--n_trials 1"
+            in task["bash_command"]
+        )
         assert task["bash_command"].startswith(f"cd {REPO} ")
         assert task["trigger_rule"] == "none_failed"
         assert task["skip_on_exit_code"] == [SKIP_EXIT_CODE]
     assert not list(home.rglob("*.db"))  # parsing created no metadata database
 
 
-def test_an_up_to_date_task_exits_with_the_skip_code(built, airflow_python,
-                                                     tmp_path, monkeypatch):
+def test_an_up_to_date_task_exits_with_the_skip_code(
+    built, airflow_python, tmp_path, monkeypatch
+):
     """Run one generated command for real: `report` is up to date in `built`."""
     from tasks.airflow import SKIP_EXIT_CODE, export_airflow
 
     monkeypatch.setenv("PLOOMBER_ENV_FILENAME", "env.test.yaml")
     dag_file = tmp_path / "dags" / "nbship_dag.py"
-    overrides = {"products": built.products, "tracking_uri": built.tracking_uri,
-                 "artifact_root": built.artifact_root}
+    overrides = {
+        "products": built.products,
+        "tracking_uri": built.tracking_uri,
+        "artifact_root": built.artifact_root,
+    }
     export_airflow(dag_file, spec_path=REPO / "pipeline.yaml", overrides=overrides)
     home = tmp_path / "airflow-home"
     home.mkdir()
     command = parse_with_airflow(airflow_python, dag_file, home)["dags"]["nbship"][
-        "tasks"]["report"]["bash_command"]
+        "tasks"
+    ]["report"]["bash_command"]
 
-    proc = subprocess.run(["bash", "-c", command], env=built.env(),
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        ["bash", "-c", command],
+        env=built.env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == SKIP_EXIT_CODE, proc.stdout[-3000:] + proc.stderr
     assert "report is up to date" in proc.stdout

@@ -26,16 +26,33 @@ from tests.conftest import BIN, REPO, TEST_MODEL_NAME
 
 pytestmark = pytest.mark.slow
 
-ALL_TASKS = {"ingest", "validate", "split", "features", "train-logistic",
-             "train-xgboost", "train-lightgbm", "evaluate", "register", "explain",
-             "model-card", "score", "monitor", "report"}
+ALL_TASKS = {
+    "ingest",
+    "validate",
+    "split",
+    "features",
+    "train-logistic",
+    "train-xgboost",
+    "train-lightgbm",
+    "evaluate",
+    "register",
+    "explain",
+    "model-card",
+    "score",
+    "monitor",
+    "report",
+}
 AFTER_SPLIT = ALL_TASKS - {"ingest", "validate", "split"}
 AFTER_FEATURES = AFTER_SPLIT - {"features"}
 
 
 def run(cmd, cwd, **kw):
     return subprocess.run(
-        [str(c) for c in cmd], cwd=cwd, capture_output=True, text=True, timeout=900,
+        [str(c) for c in cmd],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=900,
         env={**os.environ, "PLOOMBER_ENV_FILENAME": "env.test.yaml"},
         **kw,
     )
@@ -43,9 +60,12 @@ def run(cmd, cwd, **kw):
 
 def ran_tasks(output: str) -> set[str]:
     """Task names marked True in ploomber's closing 'Ran?' table."""
-    table = output[output.rindex("Ran?"):]
-    return {line.split()[0] for line in table.splitlines()[2:]
-            if len(line.split()) >= 2 and line.split()[1] == "True"}
+    table = output[output.rindex("Ran?") :]
+    return {
+        line.split()[0]
+        for line in table.splitlines()[2:]
+        if len(line.split()) >= 2 and line.split()[1] == "True"
+    }
 
 
 def outdated_tasks(project: Path) -> set[str]:
@@ -58,14 +78,16 @@ def outdated_tasks(project: Path) -> set[str]:
     cwd = os.getcwd()
     os.chdir(project)
     try:
-        spec = DAGSpec(str(project / "pipeline.yaml"),
-                       env=str(project / "env.test.yaml"))
+        spec = DAGSpec(
+            str(project / "pipeline.yaml"), env=str(project / "env.test.yaml")
+        )
         dag = spec.to_dag()
         dag.render(show_progress=False)
     finally:
         os.chdir(cwd)
-    return {name for name, task in dag.items()
-            if task.exec_status != TaskStatus.Skipped}
+    return {
+        name for name, task in dag.items() if task.exec_status != TaskStatus.Skipped
+    }
 
 
 def digest(paths) -> dict[str, str]:
@@ -78,12 +100,15 @@ def project(tmp_path_factory):
     for name in ("pipeline.yaml", "env.test.yaml", "pyproject.toml"):
         shutil.copy(REPO / name, root / name)
     for folder in ("notebooks", "tasks", "config", "data"):
-        shutil.copytree(REPO / folder, root / folder,
-                        ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(
+            REPO / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__")
+        )
     (root / ".gitignore").write_text("products-test/\ntracking-test/\n")
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
-                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm",
-                 "copy"]):
+    for cmd in (
+        ["git", "init", "-q"],
+        ["git", "add", "-A"],
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"],
+    ):
         subprocess.run(cmd, cwd=root, check=True)
     first = run([BIN / "nbship", "build"], root)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
@@ -99,8 +124,14 @@ def test_first_build_runs_every_task_and_prints_the_report(project):
     html = report.read_text()
     assert "model-card/model-card.html" in html
     assert "monitor/monitor.html" in html
-    for stage in ("validate", "features", "train-xgboost", "evaluate", "register",
-                  "explain"):
+    for stage in (
+        "validate",
+        "features",
+        "train-xgboost",
+        "evaluate",
+        "register",
+        "explain",
+    ):
         assert f"{stage}.html" in html or f"{stage}-" in html
 
 
@@ -111,9 +142,16 @@ def test_second_build_runs_nothing(project):
 
 def test_products_exist(project):
     p = project["root"] / "products-test"
-    for nb in ("validate/validate", "features/features", "train/train-logistic-0",
-               "train/train-xgboost-1", "train/train-lightgbm-2", "evaluate/evaluate",
-               "register/register", "explain/explain"):
+    for nb in (
+        "validate/validate",
+        "features/features",
+        "train/train-logistic-0",
+        "train/train-xgboost-1",
+        "train/train-lightgbm-2",
+        "evaluate/evaluate",
+        "register/register",
+        "explain/explain",
+    ):
         assert (p / f"{nb}.ipynb").stat().st_size > 0
         assert "<html" in (p / f"{nb}.html").read_text()[:2000].lower()
     scores = pd.read_parquet(p / "score" / "scores.parquet")
@@ -130,15 +168,20 @@ def test_mlflow_holds_the_build_the_families_and_the_champion(project):
     parent = client.get_run(result["run_id"])
     exp = parent.info.experiment_id
     children = client.search_runs(
-        [exp], filter_string=f"tags.mlflow.parentRunId = '{result['run_id']}'")
+        [exp], filter_string=f"tags.mlflow.parentRunId = '{result['run_id']}'"
+    )
     assert {c.data.tags["nbship.family"] for c in children} == {
-        "logistic", "xgboost", "lightgbm"}
+        "logistic",
+        "xgboost",
+        "lightgbm",
+    }
     for child in children:
         history = client.get_metric_history(child.info.run_id, "trial_val_roc_auc")
         assert [m.step for m in history] == [0, 1]  # n_trials: 2 in env.test.yaml
     tags = parent.data.tags
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, text=True,
-                          capture_output=True).stdout.strip()
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=root, text=True, capture_output=True
+    ).stdout.strip()
     assert tags["lineage.git_commit"] == head
     assert tags["lineage.git_dirty"] == "false"
     data_sha = hashlib.sha256((root / "data/bank-full.csv.gz").read_bytes()).hexdigest()
@@ -146,7 +189,8 @@ def test_mlflow_holds_the_build_the_families_and_the_champion(project):
     assert tags["lineage.version.mlflow"] == mlflow.__version__
     assert parent.data.params["n_trials"] == "2"
     assert parent.data.metrics["test_roc_auc"] == pytest.approx(
-        result["candidate_metric"])
+        result["candidate_metric"]
+    )
     # registered, promoted (first build) and loadable through the alias
     mv = client.get_model_version_by_alias(TEST_MODEL_NAME, "champion")
     assert str(mv.version) == result["model_version"] == "1"
@@ -224,42 +268,63 @@ def _bad_files(folder: Path) -> dict[str, tuple[Path, str]]:
         df.to_csv(path, sep=";", index=False)
         return path
 
-    cases["missing column"] = (csv("missing", good.drop(columns=["age"])),
-                               "column 'age' is declared in the schema but missing")
+    cases["missing column"] = (
+        csv("missing", good.drop(columns=["age"])),
+        "column 'age' is declared in the schema but missing",
+    )
     typed = good.astype({"balance": object})
     typed.loc[[3, 8], "balance"] = "lots"
-    cases["wrong type"] = (csv("typed", typed),
-                           "column 'balance': 2 row(s) with value is not a number")
+    cases["wrong type"] = (
+        csv("typed", typed),
+        "column 'balance': 2 row(s) with value is not a number",
+    )
     empty = folder / "empty.csv"
     empty.write_bytes(b"")
     cases["empty file"] = (empty, "is empty (0 bytes)")
     third = good.copy()
     third.loc[[5], "y"] = "maybe"
-    cases["third target value"] = (csv("third", third),
-                                   "column 'y': 1 row(s) with value not among")
+    cases["third target value"] = (
+        csv("third", third),
+        "column 'y': 1 row(s) with value not among",
+    )
     garbage = folder / "garbage.parquet"
     garbage.write_bytes(b"PAR1 this is not really parquet")
     cases["unreadable file"] = (garbage, "could not be read as parquet")
     return cases
 
 
-@pytest.mark.parametrize("case", ["missing column", "wrong type", "empty file",
-                                  "third target value", "unreadable file"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "missing column",
+        "wrong type",
+        "empty file",
+        "third target value",
+        "unreadable file",
+    ],
+)
 def test_bad_input_stops_the_build_with_a_clear_error_and_damages_nothing(
     project, case, tmp_path
 ):
     root = project["root"]
     products = root / "products-test"
-    kept = [p for p in products.rglob("*")
-            if p.is_file() and "ingest" not in p.parts and "validate" not in p.parts]
-    kept += [products / "validate/validated.parquet", products / "validate/quality.json"]
+    kept = [
+        p
+        for p in products.rglob("*")
+        if p.is_file() and "ingest" not in p.parts and "validate" not in p.parts
+    ]
+    kept += [
+        products / "validate/validated.parquet",
+        products / "validate/quality.json",
+    ]
     before = digest(kept)
     db = root / "tracking-test/mlflow.db"
     mlflow.set_tracking_uri(f"sqlite:///{db}")
     client = mlflow.MlflowClient()
     versions = len(client.search_model_versions(f"name = '{TEST_MODEL_NAME}'"))
-    runs = len(client.search_runs([client.get_experiment_by_name(
-        "nbship-test").experiment_id]))
+    runs = len(
+        client.search_runs([client.get_experiment_by_name("nbship-test").experiment_id])
+    )
     champion = client.get_model_version_by_alias(TEST_MODEL_NAME, "champion").version
 
     path, message = _bad_files(tmp_path)[case]
@@ -271,7 +336,15 @@ def test_bad_input_stops_the_build_with_a_clear_error_and_damages_nothing(
     assert last[-1].startswith("Nothing downstream ran")
     assert digest(kept) == before
     assert len(client.search_model_versions(f"name = '{TEST_MODEL_NAME}'")) == versions
-    assert len(client.search_runs([client.get_experiment_by_name(
-        "nbship-test").experiment_id])) == runs
-    assert client.get_model_version_by_alias(
-        TEST_MODEL_NAME, "champion").version == champion
+    assert (
+        len(
+            client.search_runs(
+                [client.get_experiment_by_name("nbship-test").experiment_id]
+            )
+        )
+        == runs
+    )
+    assert (
+        client.get_model_version_by_alias(TEST_MODEL_NAME, "champion").version
+        == champion
+    )

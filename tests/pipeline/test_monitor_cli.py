@@ -13,8 +13,9 @@ pytestmark = pytest.mark.slow
 
 
 def _monitor(built, current, out_dir, *extra):
-    return built.nbship("monitor", str(current), "--out-dir", str(out_dir),
-                        *built.cli_set(), *extra)
+    return built.nbship(
+        "monitor", str(current), "--out-dir", str(out_dir), *built.cli_set(), *extra
+    )
 
 
 def _verdict(out_dir):
@@ -29,8 +30,9 @@ def test_held_out_split_is_ok(built, tmp_path):
     assert r.stdout.startswith("monitor: OK"), r.stdout
     v = _verdict(out)
     assert v["status"] == "ok", v["reasons"]
-    assert v["rows"]["reference"] == len(pd.read_parquet(
-        built.products / "split" / "train.parquet"))
+    assert v["rows"]["reference"] == len(
+        pd.read_parquet(built.products / "split" / "train.parquet")
+    )
     # the test split carries labels: judged against the model's own test AUC
     assert v["performance"]["reference_source"].startswith("test split")
     assert v["performance"]["drop"] == pytest.approx(0, abs=1e-5)
@@ -44,8 +46,14 @@ def test_shifted_copy_alerts_with_exit_10(built, tmp_path):
     test["contact"] = test["contact"].map(swap).where(test["contact"].notna())
     # a CSV as it would arrive: `;`-separated (env csv_sep), missing as `unknown`
     current = tmp_path / "shifted.csv"
-    test.fillna({"contact": "unknown", "job": "unknown", "education": "unknown",
-                 "poutcome": "unknown"}).to_csv(current, sep=";", index=False)
+    test.fillna(
+        {
+            "contact": "unknown",
+            "job": "unknown",
+            "education": "unknown",
+            "poutcome": "unknown",
+        }
+    ).to_csv(current, sep=";", index=False)
     out = tmp_path / "alert"
     r = _monitor(built, current, out)
     assert r.returncode == 10, r.stdout + r.stderr

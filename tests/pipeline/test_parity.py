@@ -42,17 +42,38 @@ def test_every_path_gives_the_same_probabilities(built, tmp_path):
     # start the three out-of-process consumers at once (they mostly wait on imports)
     batch_out = tmp_path / "batch.parquet"
     batch = subprocess.Popen(
-        [str(BIN / "nbship"), "score", str(test_path), "--out", str(batch_out),
-         "--chunk-size", "97", *built.cli_set()],
-        cwd=REPO, env=built.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [
+            str(BIN / "nbship"),
+            "score",
+            str(test_path),
+            "--out",
+            str(batch_out),
+            "--chunk-size",
+            "97",
+            *built.cli_set(),
+        ],
+        cwd=REPO,
+        env=built.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
     )
     pyfunc_out = tmp_path / "pyfunc.npy"
     pyfunc = subprocess.Popen(
-        [sys.executable, "-c", PYFUNC, built.tracking_uri,
-         f"models:/{built.model_name}@champion", str(test_path), str(pyfunc_out)],
-        cwd=tmp_path, env=built.env(), stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-c",
+            PYFUNC,
+            built.tracking_uri,
+            f"models:/{built.model_name}@champion",
+            str(test_path),
+            str(pyfunc_out),
+        ],
+        cwd=tmp_path,
+        env=built.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     server = start_server(built, tmp_path / "api", "--no-prediction-log")
     try:
@@ -60,7 +81,7 @@ def test_every_path_gives_the_same_probabilities(built, tmp_path):
         recs = records_of(test)
         with server.client() as c:
             for i in range(0, len(recs), 250):
-                r = c.post("/predict", content=json.dumps(recs[i:i + 250]))
+                r = c.post("/predict", content=json.dumps(recs[i : i + 250]))
                 assert r.status_code == 200, r.text
                 assert r.json()["model_version"] == str(register["model_version"])
                 api += [p["probability"] for p in r.json()["predictions"]]
@@ -71,8 +92,9 @@ def test_every_path_gives_the_same_probabilities(built, tmp_path):
     out, _ = pyfunc.communicate(timeout=300)
     assert pyfunc.returncode == 0, out
 
-    evaluate_model = io.load_model(next(
-        (built.products / "train").glob(f"model-{register['family']}*.joblib")))
+    evaluate_model = io.load_model(
+        next((built.products / "train").glob(f"model-{register['family']}*.joblib"))
+    )
     reference = evaluate_model.predict_proba(test)[:, 1]
     batch_scores = pd.read_parquet(batch_out)
     stage_scores = pd.read_parquet(built.products / "score" / "scores.parquet")

@@ -34,9 +34,15 @@ pytestmark = pytest.mark.slow
 
 
 def nbship(build, *args: str, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "nbship"), *map(str, args)], cwd=REPO,
-                          env=build.env(), capture_output=True, text=True,
-                          timeout=600, **kw)
+    return subprocess.run(
+        [str(BIN / "nbship"), *map(str, args)],
+        cwd=REPO,
+        env=build.env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        **kw,
+    )
 
 
 @pytest.fixture
@@ -63,18 +69,24 @@ def champion(client: mlflow.MlflowClient, name: str) -> str:
 def test_two_concurrent_retrains_run_once(built, tmp_path):
     state = tmp_path / "state"
     lock = state / "retrain.lock"
-    cmd = [str(BIN / "nbship"), "retrain", "--state-dir", str(state),
-           *built.cli_set()]
-    first = subprocess.Popen(cmd, cwd=REPO, env=built.env(), text=True,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    cmd = [str(BIN / "nbship"), "retrain", "--state-dir", str(state), *built.cli_set()]
+    first = subprocess.Popen(
+        cmd,
+        cwd=REPO,
+        env=built.env(),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 120
         while not lock.exists():
             assert first.poll() is None, first.communicate()
             assert time.monotonic() < deadline, "the first run never took the lock"
             time.sleep(0.1)
-        second = subprocess.run(cmd, cwd=REPO, env=built.env(), capture_output=True,
-                                text=True, timeout=300)
+        second = subprocess.run(
+            cmd, cwd=REPO, env=built.env(), capture_output=True, text=True, timeout=300
+        )
         out, err = first.communicate(timeout=600)
     finally:
         if first.poll() is None:
@@ -91,10 +103,14 @@ def test_two_concurrent_retrains_run_once(built, tmp_path):
     assert latest["pid"] == first.pid and latest["steps"]["build"]["exit_code"] == 0
     assert latest["champion_before"] == latest["champion_after"]  # nothing new
     assert "ploomber build" in err
-    refused = [json.loads(p.read_text())
-               for p in (built.products / "retrain").glob("retrain-*.json")]
-    assert any(s["status"] == "locked" and s["lock_holder"]["pid"] == first.pid
-               for s in refused)
+    refused = [
+        json.loads(p.read_text())
+        for p in (built.products / "retrain").glob("retrain-*.json")
+    ]
+    assert any(
+        s["status"] == "locked" and s["lock_holder"]["pid"] == first.pid
+        for s in refused
+    )
     assert not lock.exists()
 
 
@@ -107,16 +123,23 @@ def test_a_failed_build_leaves_the_champion(built, registry, tmp_path):
     versions = len(client.search_model_versions(f"name = '{built.model_name}'"))
 
     result = nbship(
-        built, "retrain", "--data", bad, "--state-dir", tmp_path / "state",
-        "--set", f"products={tmp_path / 'products'}",
-        "--set", f"tracking_uri={registry}",
-        "--set", f"artifact_root={built.artifact_root}",
+        built,
+        "retrain",
+        "--data",
+        bad,
+        "--state-dir",
+        tmp_path / "state",
+        "--set",
+        f"products={tmp_path / 'products'}",
+        "--set",
+        f"tracking_uri={registry}",
+        "--set",
+        f"artifact_root={built.artifact_root}",
     )
     assert result.returncode == EXIT_BUILD_FAILED, result.stderr[-4000:]
     assert "age" in result.stderr
     assert champion(client, built.model_name) == before
-    assert len(client.search_model_versions(
-        f"name = '{built.model_name}'")) == versions
+    assert len(client.search_model_versions(f"name = '{built.model_name}'")) == versions
     summary = json.loads((tmp_path / "products/retrain/latest.json").read_text())
     assert summary["status"] == "build_failed"
     assert summary["data_path"] == str(bad)
@@ -134,21 +157,34 @@ def test_promote_rollback_and_back(built, registry, tmp_path, request):
     client = client_for(registry)
     old = champion(client, name)
     src = client.get_model_version(name, old)
-    new = str(client.create_model_version(name, source=src.source,
-                                          run_id=src.run_id).version)
-    opts = ["--set", f"tracking_uri={registry}",
-            "--set", f"artifact_root={built.artifact_root}"]
+    new = str(
+        client.create_model_version(name, source=src.source, run_id=src.run_id).version
+    )
+    opts = [
+        "--set",
+        f"tracking_uri={registry}",
+        "--set",
+        f"artifact_root={built.artifact_root}",
+    ]
     api = start_server(built, tmp_path / "api", tracking_uri=registry)
     request.addfinalizer(api.stop)
     reload_url = ["--reload-url", f"{api.url}/reload?wait=true"]
 
     def serving() -> str:
-        return str(httpx.get(f"{api.url}/metadata", timeout=30).json()[
-            "model_version"])
+        return str(httpx.get(f"{api.url}/metadata", timeout=30).json()["model_version"])
 
     assert serving() == old
-    r = nbship(built, "promote", new, "--reason", "canary passed", "--by", "alice",
-               *reload_url, *opts)
+    r = nbship(
+        built,
+        "promote",
+        new,
+        "--reason",
+        "canary passed",
+        "--by",
+        "alice",
+        *reload_url,
+        *opts,
+    )
     assert r.returncode == 0, r.stderr
     assert "reloaded" in r.stderr
     assert champion(client, name) == new
@@ -156,10 +192,20 @@ def test_promote_rollback_and_back(built, registry, tmp_path, request):
     tags = client.get_model_version(name, new).tags
     assert tags["previous_champion"] == old
     assert (tags["champion.set_by"], tags["champion.set_reason"]) == (
-        "alice", "canary passed")
+        "alice",
+        "canary passed",
+    )
 
-    r = nbship(built, "rollback", "--reason", "calibration off", "--by", "bob",
-               *reload_url, *opts)
+    r = nbship(
+        built,
+        "rollback",
+        "--reason",
+        "calibration off",
+        "--by",
+        "bob",
+        *reload_url,
+        *opts,
+    )
     assert r.returncode == 0, r.stderr
     assert f"v{new} -> v{old}" in r.stderr
     assert champion(client, name) == old
@@ -172,8 +218,10 @@ def test_promote_rollback_and_back(built, registry, tmp_path, request):
     assert info["model_version"] == old  # what batch scoring and the API load
 
     history = alias_history(registry, "nbship-test", name)
-    assert [(h["action"], h["from_version"], h["to_version"], h["by"], h["reason"])
-            for h in history] == [
+    assert [
+        (h["action"], h["from_version"], h["to_version"], h["by"], h["reason"])
+        for h in history
+    ] == [
         ("rollback", new, old, "bob", "calibration off"),
         ("promote", old, new, "alice", "canary passed"),
     ]
@@ -181,8 +229,12 @@ def test_promote_rollback_and_back(built, registry, tmp_path, request):
     assert run.data.tags["nbship.kind"] == "alias-change"
 
     # and back (in-process: the same functions the two commands above ran)
-    where = {"tracking_uri": registry, "artifact_root": str(built.artifact_root),
-             "experiment": "nbship-test", "model_name": name}
+    where = {
+        "tracking_uri": registry,
+        "artifact_root": str(built.artifact_root),
+        "experiment": "nbship-test",
+        "model_name": name,
+    }
     record = rollback(**where, to=new, reason="fixed upstream", by="carol")
     assert (record["from_version"], record["to_version"]) == (old, new)
     assert champion(client, name) == new
@@ -199,8 +251,16 @@ def test_rollback_with_nothing_older_is_refused(built, registry):
     client.create_model_version("solo", source=src.source, run_id=src.run_id)
     client.set_registered_model_alias("solo", "champion", "1")
 
-    r = nbship(built, "rollback", "--reason", "panic", "--set", "model_name=solo",
-               "--set", f"tracking_uri={registry}")
+    r = nbship(
+        built,
+        "rollback",
+        "--reason",
+        "panic",
+        "--set",
+        "model_name=solo",
+        "--set",
+        f"tracking_uri={registry}",
+    )
     assert r.returncode == 4
     assert "error: nothing to roll back to: v1 is the champion" in r.stderr
     assert champion(client, "solo") == "1"

@@ -16,8 +16,11 @@ SPEC = {
     "columns": {
         "age": {"type": "integer", "min": 18, "max": 100},
         "balance": {"type": "float", "nullable": True},
-        "job": {"type": "category", "nullable": True,
-                "categories": ["admin", "tech", "retired"]},
+        "job": {
+            "type": "category",
+            "nullable": True,
+            "categories": ["admin", "tech", "retired"],
+        },
         "contact": {"type": "category", "categories": ["cell", "phone"]},
         "leak": {"type": "integer", "min": 0},
         "y": {"type": "category", "categories": ["no", "yes"]},

@@ -46,13 +46,28 @@ def test_cli_errors_are_one_line_with_exit_code(tmp_path, capsys, frame):
     # a second run refuses to overwrite the reviewed file
     assert main(["infer-schema", str(path), "--target", "y", "--out", str(out)]) == 2
     assert capsys.readouterr().err.strip().endswith("pass --force to overwrite it")
-    assert main(["infer-schema", str(path), "--target", "nope", "--out",
-                 str(tmp_path / "x.yaml")]) == 2
+    assert (
+        main(
+            [
+                "infer-schema",
+                str(path),
+                "--target",
+                "nope",
+                "--out",
+                str(tmp_path / "x.yaml"),
+            ]
+        )
+        == 2
+    )
 
 
 def test_every_command_has_help(capsys):
-    for argv in (["--help"], ["build", "--help"], ["infer-schema", "--help"],
-                 ["models", "--help"]):
+    for argv in (
+        ["--help"],
+        ["build", "--help"],
+        ["infer-schema", "--help"],
+        ["models", "--help"],
+    ):
         with pytest.raises(SystemExit) as e:
             main(argv)
         assert e.value.code == 0

@@ -24,9 +24,12 @@ def _fit(schema, estimator, frame, eval_frame=None) -> Pipeline:
     pre = build_preprocessor(schema).fit(frame)
     X, y = pre.transform(frame), target_vector(frame, schema)
     if eval_frame is not None:
-        estimator.fit(X, y, eval_set=[(pre.transform(eval_frame),
-                                       target_vector(eval_frame, schema))],
-                      verbose=False)
+        estimator.fit(
+            X,
+            y,
+            eval_set=[(pre.transform(eval_frame), target_vector(eval_frame, schema))],
+            verbose=False,
+        )
     else:
         estimator.fit(X, y)
     return Pipeline([("preprocess", pre), ("model", estimator)])
@@ -39,8 +42,7 @@ def _estimators():
     return {
         "logistic": LogisticRegression(max_iter=500),
         "xgboost": XGBClassifier(n_estimators=30, max_depth=3, n_jobs=1),
-        "lightgbm": LGBMClassifier(n_estimators=30, num_leaves=7, verbose=-1,
-                                   n_jobs=1),
+        "lightgbm": LGBMClassifier(n_estimators=30, num_leaves=7, verbose=-1, n_jobs=1),
     }
 
 
@@ -54,12 +56,15 @@ def test_contributions_add_up_to_the_raw_score(schema, frame, family, aggregate)
     assert ex.check_additivity(atol=1e-4) < 1e-4
     # the probability is exactly what predict_proba says, and matches the margin
     np.testing.assert_array_equal(ex.probability, model.predict_proba(rows)[:, 1])
-    np.testing.assert_allclose(1 / (1 + np.exp(-ex.raw_score)), ex.probability,
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        1 / (1 + np.exp(-ex.raw_score)), ex.probability, atol=1e-6
+    )
     assert list(ex.contributions.index) == list(rows.index)
     if aggregate:
-        assert list(ex.contributions.columns) == schema.numeric_features + \
-            schema.categorical_features
+        assert (
+            list(ex.contributions.columns)
+            == schema.numeric_features + schema.categorical_features
+        )
     else:
         assert list(ex.contributions.columns) == feature_names(model[0])
 
@@ -69,16 +74,20 @@ def test_linear_contributions_are_exact(schema, frame):
     rows = make_frame(20, seed=2)
     Xt = model[0].transform(rows)
     contribs, base, raw = raw_contributions(model[-1], Xt)
-    np.testing.assert_allclose(contribs, Xt * model[-1].coef_.ravel(), rtol=0,
-                               atol=0)
+    np.testing.assert_allclose(contribs, Xt * model[-1].coef_.ravel(), rtol=0, atol=0)
     np.testing.assert_allclose(base + contribs.sum(axis=1), raw, atol=1e-12)
 
 
 def test_xgboost_uses_the_early_stopping_trees(schema, frame):
     from xgboost import XGBClassifier
 
-    est = XGBClassifier(n_estimators=300, learning_rate=0.3, max_depth=4,
-                        early_stopping_rounds=5, n_jobs=1)
+    est = XGBClassifier(
+        n_estimators=300,
+        learning_rate=0.3,
+        max_depth=4,
+        early_stopping_rounds=5,
+        n_jobs=1,
+    )
     model = _fit(schema, est, frame, eval_frame=make_frame(200, seed=3))
     assert est.best_iteration < 299  # stopped early: fewer trees than fitted
     rows = make_frame(30, seed=4)

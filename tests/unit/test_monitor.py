@@ -41,8 +41,11 @@ SPEC = {
         "balance": {"type": "integer", "min": -100000, "max": 1000000},
         "pdays": {"type": "integer", "min": -1, "max": 1000},
         "job": {"type": "category", "nullable": True, "categories": JOBS},
-        "contact": {"type": "category", "nullable": True,
-                    "categories": ["cellular", "telephone"]},
+        "contact": {
+            "type": "category",
+            "nullable": True,
+            "categories": ["cellular", "telephone"],
+        },
         "y": {"type": "category", "categories": ["no", "yes"]},
     },
 }
@@ -81,8 +84,9 @@ def make_frame(n: int, seed: int) -> pd.DataFrame:
             "balance": np.round(rng.lognormal(6.5, 1.3, n) - 300).astype(int),
             "pdays": np.where(rng.random(n) < 0.8, -1, rng.integers(1, 400, n)),
             "job": rng.choice(JOBS, n, p=[0.3, 0.25, 0.2, 0.15, 0.1]),
-            "contact": rng.choice(["cellular", "telephone", "unknown"], n,
-                                  p=[0.65, 0.07, 0.28]),
+            "contact": rng.choice(
+                ["cellular", "telephone", "unknown"], n, p=[0.65, 0.07, 0.28]
+            ),
         }
     )
     y = rng.random(n) < score(df)
@@ -168,8 +172,9 @@ def test_balance_scaled_by_two_is_flagged(reference, mschema):
 def test_swapped_category_frequency_alerts(reference, mschema):
     current = make_frame(N, seed=102)
     # admin. (30 %) and services (10 %) trade places
-    current["job"] = current["job"].replace({"admin.": "services",
-                                             "services": "admin."})
+    current["job"] = current["job"].replace(
+        {"admin.": "services", "services": "admin."}
+    )
     v = run(reference, current, mschema)
     assert v["features"]["job"]["status"] == "alert"
     assert v["features"]["job"]["test"] == "chi-square"
@@ -194,10 +199,16 @@ def test_performance_drop_alerts_and_intact_labels_do_not(reference, mschema):
     assert ok["performance"]["status"] == "ok"
     assert ok["performance"]["reference_source"] == "reference data"
     rng = np.random.default_rng(0)
-    current["y"] = np.where(rng.random(N) < 0.5, current["y"],
-                            rng.choice(["yes", "no"], N, p=[0.15, 0.85]))
-    v = run(reference, current, mschema, reference_auc=ok["performance"]["current"],
-            reference_auc_source="test")
+    current["y"] = np.where(
+        rng.random(N) < 0.5, current["y"], rng.choice(["yes", "no"], N, p=[0.15, 0.85])
+    )
+    v = run(
+        reference,
+        current,
+        mschema,
+        reference_auc=ok["performance"]["current"],
+        reference_auc_source="test",
+    )
     perf = v["performance"]
     assert perf["drop"] > DEFAULT_THRESHOLDS["auc_drop_alert"]
     assert perf["status"] == "alert" and v["status"] == "alert"
@@ -226,9 +237,11 @@ def test_unshifted_samples_false_alarm_rate(reference, mschema, capsys, n):
     alert_rate = statuses.count("alert") / runs
     flag_rate = sum(s != "ok" for s in statuses) / runs
     with capsys.disabled():
-        print(f"\nmonitor false-alarm rate over {runs} unshifted samples of {n} rows: "
-              f"alert {alert_rate:.0%}, warn-or-alert {flag_rate:.0%}, "
-              f"feature flags {feature_flags}/{runs * len(mschema.features)}")
+        print(
+            f"\nmonitor false-alarm rate over {runs} unshifted samples of {n} rows: "
+            f"alert {alert_rate:.0%}, warn-or-alert {flag_rate:.0%}, "
+            f"feature flags {feature_flags}/{runs * len(mschema.features)}"
+        )
     assert alert_rate <= 0.05
     assert flag_rate <= 0.10
 
@@ -244,20 +257,42 @@ def test_small_batch_alert_lowered_to_warn(reference, mschema):
 
 # ---------------------------------------------------------------- contract
 FEATURE_KEYS = {
-    "status": str, "psi": float, "test": str, "statistic": float, "p_value": float,
-    "p_adjusted": float, "missing_share_ref": float, "missing_share_cur": float,
-    "unseen_share": float, "bins": dict,
+    "status": str,
+    "psi": float,
+    "test": str,
+    "statistic": float,
+    "p_value": float,
+    "p_adjusted": float,
+    "missing_share_ref": float,
+    "missing_share_cur": float,
+    "unseen_share": float,
+    "bins": dict,
 }
 
 
 def test_verdict_schema_is_stable(reference, mschema):
     current = make_frame(N, seed=106)
-    v = run(reference, current, mschema, decision_threshold=0.2,
-            inputs={"current": "x.parquet"},
-            created_at=datetime(2026, 1, 1, tzinfo=UTC))
-    assert set(v) == {"status", "reasons", "thresholds", "correction", "features",
-                      "prediction", "performance", "data_quality", "rows", "inputs",
-                      "created_at"}
+    v = run(
+        reference,
+        current,
+        mschema,
+        decision_threshold=0.2,
+        inputs={"current": "x.parquet"},
+        created_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    assert set(v) == {
+        "status",
+        "reasons",
+        "thresholds",
+        "correction",
+        "features",
+        "prediction",
+        "performance",
+        "data_quality",
+        "rows",
+        "inputs",
+        "created_at",
+    }
     assert v["status"] in ("ok", "warn", "alert")
     assert v["correction"] == "benjamini-hochberg"
     assert v["thresholds"] == DEFAULT_THRESHOLDS
@@ -272,12 +307,31 @@ def test_verdict_schema_is_stable(reference, mschema):
         assert set(f["bins"]) == {"labels", "reference", "current"}
         assert len(f["bins"]["labels"]) == len(f["bins"]["current"])
     assert set(v["prediction"]) == {
-        "psi", "test", "statistic", "p_value", "mean_ref", "mean_cur",
-        "decision_threshold", "positive_rate_ref", "positive_rate_cur", "histogram",
-        "status", "reasons"}
+        "psi",
+        "test",
+        "statistic",
+        "p_value",
+        "mean_ref",
+        "mean_cur",
+        "decision_threshold",
+        "positive_rate_ref",
+        "positive_rate_cur",
+        "histogram",
+        "status",
+        "reasons",
+    }
     assert set(v["performance"]) == {
-        "metric", "reference", "reference_source", "current", "drop",
-        "standard_error", "labeled_rows", "positive_rate", "status", "reasons"}
+        "metric",
+        "reference",
+        "reference_source",
+        "current",
+        "drop",
+        "standard_error",
+        "labeled_rows",
+        "positive_rate",
+        "status",
+        "reasons",
+    }
     assert set(v["data_quality"]) == {"invalid_rows", "invalid_share", "by_column"}
     # plain JSON, and a round trip changes nothing
     assert json.loads(json.dumps(v, allow_nan=False)) == v
@@ -302,7 +356,8 @@ def test_raw_and_coerced_inputs_agree(reference, mschema):
     for name in mschema.feature_names:
         for key in ("psi", "p_value", "missing_share_cur", "unseen_share"):
             assert raw["features"][name][key] == pytest.approx(
-                canon["features"][name][key]), (name, key)
+                canon["features"][name][key]
+            ), (name, key)
     assert raw["data_quality"]["invalid_rows"] == 5
     assert raw["data_quality"]["by_column"] == {"balance": 5}
 

@@ -50,11 +50,17 @@ def task_modules(task: dict) -> set[str]:
     else:
         module, func = source.rsplit(".", 1)
         mod_tree = ast.parse((REPO / (module.replace(".", "/") + ".py")).read_text())
-        fn = next(n for n in mod_tree.body
-                  if isinstance(n, ast.FunctionDef) and n.name == func)
-        top = _imports(ast.Module(body=[n for n in mod_tree.body
-                                        if isinstance(n, ast.ImportFrom)],
-                                  type_ignores=[]))
+        fn = next(
+            n
+            for n in mod_tree.body
+            if isinstance(n, ast.FunctionDef) and n.name == func
+        )
+        top = _imports(
+            ast.Module(
+                body=[n for n in mod_tree.body if isinstance(n, ast.ImportFrom)],
+                type_ignores=[],
+            )
+        )
         used = {n.id for n in ast.walk(fn) if isinstance(n, ast.Name)}
         direct = {m for name, m in top.items() if name in used}
         direct |= set(_imports(fn).values())
@@ -87,8 +93,9 @@ def test_notebooks_are_thin():
     """No function or class definitions in pipeline notebooks (house style)."""
     for nb in (REPO / "notebooks").glob("*.py"):
         tree = ast.parse(nb.read_text())
-        defs = [n.name for n in tree.body
-                if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
+        defs = [
+            n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))
+        ]
         assert not defs, f"{nb.name} defines {defs}: move them to tasks/"
 
 

@@ -10,14 +10,21 @@ from tasks.promote import rollback_target
 
 
 def test_previous_champion_tag_wins():
-    versions = {"1": {"promoted": "true"}, "2": {"promoted": "true"},
-                "3": {"promoted": "true", "previous_champion": "1"}}
+    versions = {
+        "1": {"promoted": "true"},
+        "2": {"promoted": "true"},
+        "3": {"promoted": "true", "previous_champion": "1"},
+    }
     assert rollback_target(versions, "3") == "1"
 
 
 def test_without_the_tag_the_highest_lower_former_champion():
-    versions = {"1": {"promoted": "true"}, "2": {"promoted": "false"},
-                "3": {}, "4": {"champion.set_at": "2026-01-01"}}
+    versions = {
+        "1": {"promoted": "true"},
+        "2": {"promoted": "false"},
+        "3": {},
+        "4": {"champion.set_at": "2026-01-01"},
+    }
     assert rollback_target(versions, "4") == "1"  # 3 and 2 never served
 
 

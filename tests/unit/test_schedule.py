@@ -44,9 +44,16 @@ def _dead_pid() -> int:
 
 
 def _write_lock(path: Path, **fields) -> dict:
-    info = {"pid": os.getpid(), "host": socket.gethostname(), "started": "then",
-            "started_ts": time.time(), "proc_start": None, "token": "t-old",
-            "command": "test", **fields}
+    info = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "started": "then",
+        "started_ts": time.time(),
+        "proc_start": None,
+        "token": "t-old",
+        "command": "test",
+        **fields,
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(info))
     return info
@@ -91,8 +98,12 @@ def test_concurrent_acquirers_exactly_one_wins(tmp_path):
     path = tmp_path / "retrain.lock"
     start = time.time() + 1.0  # all processes try at the same instant
     procs = [
-        subprocess.Popen([sys.executable, "-c", RACER, str(path), str(start)],
-                         cwd=REPO, stdout=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", RACER, str(path), str(start)],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(4)
     ]
     outcomes = sorted(p.communicate(timeout=60)[0].strip() for p in procs)
@@ -111,8 +122,13 @@ os.kill(os.getpid(), signal.SIGKILL)  # dies without releasing
 
 def test_lock_left_by_a_killed_process_is_broken(tmp_path):
     path = tmp_path / "retrain.lock"
-    proc = subprocess.run([sys.executable, "-c", CRASHER, str(path)], cwd=REPO,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", CRASHER, str(path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == -9 and "holding" in proc.stdout
     left = read_lock(path)
     assert left is not None and not pid_alive(left["pid"])
@@ -132,8 +148,10 @@ def test_lock_left_by_a_killed_process_is_broken(tmp_path):
         ({"started_ts": time.time() - 7200}, True),  # older than max age (1 h)
         ({"proc_start": "1"}, True),  # our pid, but another process's start time
         ({"host": "elsewhere.example", "pid": 1}, False),  # foreign host, recent
-        ({"host": "elsewhere.example", "pid": 1,
-          "started_ts": time.time() - 7200}, True),  # foreign host, too old
+        (
+            {"host": "elsewhere.example", "pid": 1, "started_ts": time.time() - 7200},
+            True,
+        ),  # foreign host, too old
         ({}, False),  # a live process on this host (this one)
     ],
 )
@@ -223,8 +241,10 @@ class Steps:
     """Build and monitor steps that return fixed exit codes and record calls."""
 
     def __init__(self, build: int = 0, monitor: int | list[int] = 0):
-        self.codes = {"build": [build], "monitor": monitor if isinstance(
-            monitor, list) else [monitor]}
+        self.codes = {
+            "build": [build],
+            "monitor": monitor if isinstance(monitor, list) else [monitor],
+        }
         self.calls: list[tuple[str, list[str]]] = []
 
     def step(self, name: str):
@@ -232,6 +252,7 @@ class Steps:
             self.calls.append((name, args))
             codes = self.codes[name]
             return codes.pop(0) if len(codes) > 1 else codes[0]
+
         return run
 
     def names(self) -> list[str]:
@@ -239,12 +260,19 @@ class Steps:
 
 
 def _plan(tmp_path: Path, **kw) -> RetrainPlan:
-    env = {"products": str(tmp_path / "products"),
-           "tracking_uri": f"sqlite:///{tmp_path / 'no-store' / 'mlflow.db'}",
-           "model_name": "m", "data_path": "data.csv"}
-    return RetrainPlan(overrides={"data_path": "data.csv"}, env=env,
-                       lock_path=tmp_path / "state" / "retrain.lock",
-                       monitor_args=["monitor", "data.csv"], **kw)
+    env = {
+        "products": str(tmp_path / "products"),
+        "tracking_uri": f"sqlite:///{tmp_path / 'no-store' / 'mlflow.db'}",
+        "model_name": "m",
+        "data_path": "data.csv",
+    }
+    return RetrainPlan(
+        overrides={"data_path": "data.csv"},
+        env=env,
+        lock_path=tmp_path / "state" / "retrain.lock",
+        monitor_args=["monitor", "data.csv"],
+        **kw,
+    )
 
 
 def _latest(tmp_path: Path) -> dict:
@@ -290,8 +318,7 @@ def test_credentials_in_uris_stay_out_of_the_summary(tmp_path):
 def test_without_monitor_the_note_is_logged_in_the_summary(tmp_path):
     steps = Steps()
     note = "tasks.monitor does not exist yet"
-    summary = run_retrain(_plan(tmp_path, monitor_note=note), steps.step("build"),
-                          None)
+    summary = run_retrain(_plan(tmp_path, monitor_note=note), steps.step("build"), None)
     assert summary["exit_code"] == EXIT_OK
     assert summary["steps"]["monitor"] == {"skipped": note}
 
@@ -301,8 +328,9 @@ def test_a_held_lock_runs_nothing_and_keeps_latest(tmp_path):
     run_retrain(_plan(tmp_path), steps.step("build"), steps.step("monitor"))
     first = _latest(tmp_path)
     with RetrainLock(tmp_path / "state" / "retrain.lock"):
-        summary = run_retrain(_plan(tmp_path), steps.step("build"),
-                              steps.step("monitor"))
+        summary = run_retrain(
+            _plan(tmp_path), steps.step("build"), steps.step("monitor")
+        )
     assert summary["status"] == "locked" and summary["exit_code"] == EXIT_LOCKED
     assert summary["lock_holder"]["pid"] == os.getpid()
     assert steps.names() == ["build", "monitor"]  # only the first run's
@@ -310,35 +338,44 @@ def test_a_held_lock_runs_nothing_and_keeps_latest(tmp_path):
     assert Path(summary["summary_path"]).is_file()
 
 
-@pytest.mark.parametrize(("status", "runs"), [("ok", False), ("warn", False),
-                                              ("alert", True)])
+@pytest.mark.parametrize(
+    ("status", "runs"), [("ok", False), ("warn", False), ("alert", True)]
+)
 def test_if_alert_retrains_only_on_an_alert_verdict(tmp_path, status, runs):
     verdict = tmp_path / "verdict.json"
     verdict.write_text(json.dumps({"status": status}))
     steps = Steps()
-    summary = run_retrain(_plan(tmp_path, if_alert=verdict), steps.step("build"),
-                          steps.step("monitor"))
+    summary = run_retrain(
+        _plan(tmp_path, if_alert=verdict), steps.step("build"), steps.step("monitor")
+    )
     assert summary["exit_code"] == EXIT_OK
     assert summary["status"] == ("ok" if runs else "skipped")
     assert ("build" in steps.names()) is runs
     assert status in summary["trigger"]
 
 
-@pytest.mark.parametrize(("first", "status", "ran"), [
-    (0, "skipped", ["monitor"]),
-    (10, "ok", ["monitor", "build", "monitor"]),
-    (3, "monitor_failed", ["monitor"]),
-])
+@pytest.mark.parametrize(
+    ("first", "status", "ran"),
+    [
+        (0, "skipped", ["monitor"]),
+        (10, "ok", ["monitor", "build", "monitor"]),
+        (3, "monitor_failed", ["monitor"]),
+    ],
+)
 def test_on_alert_runs_the_monitor_first(tmp_path, first, status, ran):
     steps = Steps(monitor=[first, 0])
-    summary = run_retrain(_plan(tmp_path, on_alert=True), steps.step("build"),
-                          steps.step("monitor"))
+    summary = run_retrain(
+        _plan(tmp_path, on_alert=True), steps.step("build"), steps.step("monitor")
+    )
     assert summary["status"] == status
     assert steps.names() == ran
 
 
 def test_on_alert_without_a_monitor_is_a_configuration_error(tmp_path):
     with pytest.raises(ConfigError, match="--on-alert"):
-        run_retrain(_plan(tmp_path, on_alert=True, monitor_note="absent"),
-                    Steps().step("build"), None)
+        run_retrain(
+            _plan(tmp_path, on_alert=True, monitor_note="absent"),
+            Steps().step("build"),
+            None,
+        )
     assert not (tmp_path / "state" / "retrain.lock").exists()  # released

@@ -34,7 +34,9 @@ def test_round_trip(schema):
     ],
 )
 def test_bad_schema_names_the_problem(change, message):
-    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(
+        ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")
+    ):
         schema_from_dict({**SPEC, **change})
 
 
@@ -54,24 +56,37 @@ def test_coerce_frame_gives_canonical_dtypes(schema, frame):
 
 
 def test_coerce_frame_whole_floats_match_integer_categories():
-    schema = schema_from_dict({
-        "target": "y", "positive_label": "1",
-        "columns": {"x": {"type": "float"},
-                    "y": {"type": "category", "categories": ["0", "1"]}},
-    })
+    schema = schema_from_dict(
+        {
+            "target": "y",
+            "positive_label": "1",
+            "columns": {
+                "x": {"type": "float"},
+                "y": {"type": "category", "categories": ["0", "1"]},
+            },
+        }
+    )
     out = coerce_frame(pd.DataFrame({"x": [1.5, 2.0], "y": [1.0, 0.0]}), schema)
     assert out["y"].tolist() == ["1", "0"]
 
 
 def test_infer_schema_drafts_types_bounds_and_categories(frame):
-    spec = infer_schema(frame, target="y", positive_label="yes", drop=["leak"],
-                        missing_values=["unknown"])
+    spec = infer_schema(
+        frame,
+        target="y",
+        positive_label="yes",
+        drop=["leak"],
+        missing_values=["unknown"],
+    )
     cols = spec["columns"]
     assert cols["age"]["type"] == "integer"
     assert cols["age"]["min"] == int(frame["age"].min())
     assert cols["balance"]["type"] == "float"
-    assert cols["job"] == {"type": "category", "nullable": True,
-                           "categories": ["admin", "retired", "tech"]}
+    assert cols["job"] == {
+        "type": "category",
+        "nullable": True,
+        "categories": ["admin", "retired", "tech"],
+    }
     assert cols["y"]["categories"] == ["no", "yes"]
     # the draft is itself a valid schema
     assert schema_from_dict(spec).target == "y"

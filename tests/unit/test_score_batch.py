@@ -29,8 +29,9 @@ THRESHOLD = 0.5
 @pytest.fixture
 def model(schema, frame) -> Pipeline:
     pre = build_preprocessor(schema).fit(frame)
-    est = LogisticRegression(max_iter=500).fit(pre.transform(frame),
-                                               target_vector(frame, schema))
+    est = LogisticRegression(max_iter=500).fit(
+        pre.transform(frame), target_vector(frame, schema)
+    )
     return Pipeline([("preprocess", pre), ("model", est)])
 
 
@@ -42,10 +43,22 @@ def test_chunked_equals_one_pass_and_in_memory(tmp_path, model, schema):
     data = make_frame(1000, seed=11)
     src = tmp_path / "in.parquet"
     data.to_parquet(src)
-    one = _score(model, schema, src, tmp_path / "one.parquet", chunk_size=10_000,
-                 rejects=tmp_path / "r1.parquet")
-    many = _score(model, schema, src, tmp_path / "many.parquet", chunk_size=97,
-                  rejects=tmp_path / "r2.parquet")
+    one = _score(
+        model,
+        schema,
+        src,
+        tmp_path / "one.parquet",
+        chunk_size=10_000,
+        rejects=tmp_path / "r1.parquet",
+    )
+    many = _score(
+        model,
+        schema,
+        src,
+        tmp_path / "many.parquet",
+        chunk_size=97,
+        rejects=tmp_path / "r2.parquet",
+    )
     assert (one.chunks, many.chunks) == (1, math.ceil(1000 / 97))
     a = pd.read_parquet(tmp_path / "one.parquet")
     b = pd.read_parquet(tmp_path / "many.parquet")
@@ -61,20 +74,33 @@ def test_csv_gz_gives_the_same_scores_as_parquet(tmp_path, model, schema):
     data.to_parquet(tmp_path / "in.parquet")
     with gzip.open(tmp_path / "in.csv.gz", "wt") as f:
         data.to_csv(f, sep=";", index=False)
-    _score(model, schema, tmp_path / "in.parquet", tmp_path / "p.parquet",
-           rejects=tmp_path / "rp.parquet")
-    _score(model, schema, tmp_path / "in.csv.gz", tmp_path / "c.parquet",
-           chunk_size=64, csv_sep=";", rejects=tmp_path / "rc.parquet")
-    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "p.parquet"),
-                                  pd.read_parquet(tmp_path / "c.parquet"))
+    _score(
+        model,
+        schema,
+        tmp_path / "in.parquet",
+        tmp_path / "p.parquet",
+        rejects=tmp_path / "rp.parquet",
+    )
+    _score(
+        model,
+        schema,
+        tmp_path / "in.csv.gz",
+        tmp_path / "c.parquet",
+        chunk_size=64,
+        csv_sep=";",
+        rejects=tmp_path / "rc.parquet",
+    )
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp_path / "p.parquet"), pd.read_parquet(tmp_path / "c.parquet")
+    )
 
 
 def _with_bad_rows(n: int = 500) -> pd.DataFrame:
     data = make_frame(n, seed=13).astype({"age": object, "contact": object})
-    data.loc[3, "age"] = 5               # below min
-    data.loc[150, "job"] = "pilot"       # not a declared category
-    data.loc[151, "contact"] = None      # missing, not nullable
-    data.loc[420, "age"] = "abc"         # not a number, in a later chunk
+    data.loc[3, "age"] = 5  # below min
+    data.loc[150, "job"] = "pilot"  # not a declared category
+    data.loc[151, "contact"] = None  # missing, not nullable
+    data.loc[420, "age"] = "abc"  # not a number, in a later chunk
     return data
 
 
@@ -82,8 +108,9 @@ def test_invalid_rows_go_to_the_rejects_file_with_reasons(tmp_path, model, schem
     src = tmp_path / "in.csv"
     _with_bad_rows().to_csv(src, index=False)
     out = tmp_path / "scores.parquet"
-    result = _score(model, schema, src, out, chunk_size=100,
-                    rejects=tmp_path / "rejects.csv")
+    result = _score(
+        model, schema, src, out, chunk_size=100, rejects=tmp_path / "rejects.csv"
+    )
     assert (result.rows, result.scored, result.rejected) == (500, 496, 4)
     rejects = pd.read_csv(tmp_path / "rejects.csv")
     reasons = dict(zip(rejects["row_id"], rejects["reason"], strict=True))
@@ -103,10 +130,20 @@ def test_fail_fast_names_the_row_and_leaves_no_output(tmp_path, model, schema):
     src = tmp_path / "in.parquet"
     _with_bad_rows().astype({"age": str}).to_parquet(src)
     out = tmp_path / "scores.parquet"
-    with pytest.raises(DataValidationError, match=r"row 3 is invalid: age: value "
-                       r"below min 18"):
-        _score(model, schema, src, out, chunk_size=100,
-               rejects=tmp_path / "r.parquet", fail_fast=True)
+    with pytest.raises(
+        DataValidationError,
+        match=r"row 3 is invalid: age: value "
+        r"below min 18",
+    ):
+        _score(
+            model,
+            schema,
+            src,
+            out,
+            chunk_size=100,
+            rejects=tmp_path / "r.parquet",
+            fail_fast=True,
+        )
     assert not out.exists() and not (tmp_path / "r.parquet").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
     # no rejects file requested: invalid rows are an error too
@@ -119,22 +156,31 @@ def test_fail_fast_names_the_row_and_leaves_no_output(tmp_path, model, schema):
     [
         (None, "absent.parquet", "does not exist"),
         (b"", "empty.csv", "is empty"),
-        (b"age,job\n30,tech\n", "few.csv", r"lacks the feature column\(s\) "
-         r"\['balance', 'contact'\]"),
-        (b"age;balance;job;contact\n30;1;tech;cell\n", "semi.csv",
-         "looks separated by ';'"),
+        (
+            b"age,job\n30,tech\n",
+            "few.csv",
+            r"lacks the feature column\(s\) "
+            r"\['balance', 'contact'\]",
+        ),
+        (
+            b"age;balance;job;contact\n30;1;tech;cell\n",
+            "semi.csv",
+            "looks separated by ';'",
+        ),
         (b"not parquet", "bad.parquet", "could not be read as parquet"),
         (b"a,b\n", "data.xlsx", "unknown table format"),
     ],
 )
-def test_unreadable_inputs_raise_data_error(tmp_path, model, schema, content, name,
-                                            match):
+def test_unreadable_inputs_raise_data_error(
+    tmp_path, model, schema, content, name, match
+):
     src = tmp_path / name
     if content is not None:
         src.write_bytes(content)
     with pytest.raises(DataError, match=match):
-        _score(model, schema, src, tmp_path / "o.parquet",
-               rejects=tmp_path / "r.parquet")
+        _score(
+            model, schema, src, tmp_path / "o.parquet", rejects=tmp_path / "r.parquet"
+        )
 
 
 def test_default_rejects_path():
@@ -173,9 +219,18 @@ def _peak_growth(tmp_path, model_path, src, chunk_size) -> tuple[int, int, int]:
 
     out = tmp_path / f"out-{chunk_size}.parquet"
     proc = subprocess.run(
-        [sys.executable, "-c", _MEASURE, str(model_path), str(src), str(out),
-         str(chunk_size)],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-c",
+            _MEASURE,
+            str(model_path),
+            str(src),
+            str(out),
+            str(chunk_size),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
         cwd=Path(__file__).resolve().parents[2],
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -209,8 +264,9 @@ def test_memory_stays_flat_on_a_file_larger_than_a_chunk(tmp_path, model, schema
 
 def test_score_frame_keeps_given_row_ids(model, schema):
     data = make_frame(5, seed=15)
-    out = score_frame(model, data, schema, THRESHOLD, "3",
-                      row_ids=pd.Series([10, 11, 12, 13, 14]))
+    out = score_frame(
+        model, data, schema, THRESHOLD, "3", row_ids=pd.Series([10, 11, 12, 13, 14])
+    )
     assert out["row_id"].tolist() == [10, 11, 12, 13, 14]
     assert set(out["label"]) <= {"no", "yes"} and (out["model_version"] == "3").all()
     assert np.isfinite(out["score"]).all()

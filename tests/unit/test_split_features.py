@@ -3,7 +3,12 @@ import pandas as pd
 import pytest
 
 from tasks.errors import ConfigError, DataValidationError
-from tasks.features import build_preprocessor, feature_names, fit_features, target_vector
+from tasks.features import (
+    build_preprocessor,
+    feature_names,
+    fit_features,
+    target_vector,
+)
 from tasks.schema import coerce_frame
 from tasks.split import split_data
 
@@ -52,7 +57,9 @@ def test_raw_and_coerced_input_transform_identically(schema, frame):
 
 def test_preprocessor_needs_feature_columns(schema, frame):
     pre = fit_features(frame, schema)
-    with pytest.raises(DataValidationError, match=r"missing feature column\(s\) \['age'\]"):
+    with pytest.raises(
+        DataValidationError, match=r"missing feature column\(s\) \['age'\]"
+    ):
         pre.transform(frame.drop(columns=["age"]))
 
 

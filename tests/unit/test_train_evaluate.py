@@ -14,8 +14,8 @@ from tests.unit.conftest import make_frame
 
 @pytest.fixture(scope="module")
 def data():
-    from tests.unit.conftest import SPEC
     from tasks.schema import schema_from_dict
+    from tests.unit.conftest import SPEC
 
     schema = schema_from_dict(SPEC)
     train, val, test = split_data(make_frame(1500, seed=1), "y", seed=0)
@@ -45,10 +45,20 @@ def test_device_resolution():
 def test_every_family_learns_the_signal(data, family):
     schema, pre, train, val, test = data
     Xt, Xv = pre.transform(train), pre.transform(val)
-    best, trials = tune_model(family, Xt, target_vector(train, schema), Xv,
-                              target_vector(val, schema), n_trials=2, seed=0, n_jobs=1)
+    best, trials = tune_model(
+        family,
+        Xt,
+        target_vector(train, schema),
+        Xv,
+        target_vector(val, schema),
+        n_trials=2,
+        seed=0,
+        n_jobs=1,
+    )
     assert len(trials) == 2 and trials["best"].sum() == 1
-    assert trials.loc[trials["best"], "val_roc_auc"].item() == trials["val_roc_auc"].max()
+    assert (
+        trials.loc[trials["best"], "val_roc_auc"].item() == trials["val_roc_auc"].max()
+    )
     model = assemble_model(pre, best)
     proba = model.predict_proba(test)[:, 1]
     # age and contact drive y: any family must beat chance clearly
@@ -57,8 +67,12 @@ def test_every_family_learns_the_signal(data, family):
 
 def test_tuning_is_reproducible(data):
     schema, pre, train, val, _ = data
-    args = (pre.transform(train), target_vector(train, schema), pre.transform(val),
-            target_vector(val, schema))
+    args = (
+        pre.transform(train),
+        target_vector(train, schema),
+        pre.transform(val),
+        target_vector(val, schema),
+    )
     _, a = tune_model("lightgbm", *args, n_trials=2, seed=5, n_jobs=1)
     _, b = tune_model("lightgbm", *args, n_trials=2, seed=5, n_jobs=1)
     cols = ["val_roc_auc", "val_log_loss", "rounds"]

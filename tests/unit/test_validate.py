@@ -29,8 +29,10 @@ def test_wrong_type_names_rows_and_values(schema, frame):
     report = validate_frame(frame, schema)
     err = next(e for e in report["errors"] if e["rule"] == "type")
     assert err["column"] == "age" and err["count"] == 2
-    assert err["examples"] == [{"row": 3, "value": "forty"},
-                               {"row": 7, "value": "forty"}]
+    assert err["examples"] == [
+        {"row": 3, "value": "forty"},
+        {"row": 7, "value": "forty"},
+    ]
     with pytest.raises(DataValidationError, match="row 3: 'forty'"):
         check_frame(report)
 
