@@ -46,10 +46,25 @@ def _env_overrides(pairs: list[str] | None) -> dict[str, str]:
     return out
 
 
+MISSING_RESOURCE = re.compile(
+    r"FileNotFoundError: Error reading params\.resources_ with key '(\w+)'\. "
+    r"Expected value '(.*)' to be an existing file\."
+)
+
+
 def extract_error(output: str) -> tuple[str, str] | None:
     """The last project error in a build's output: (exception name, message)."""
     lines = ANSI.sub("", output).splitlines()
     found = None
+    for line in lines:
+        # Ploomber hashes tracked files before any task runs
+        m = MISSING_RESOURCE.search(line)
+        if m:
+            what = "data file" if m.group(1) == "data" else f"file ({m.group(1)})"
+            found = (
+                "DataError" if m.group(1) == "data" else "ConfigError",
+                f"{what} {m.group(2)!r} does not exist",
+            )
     for i, line in enumerate(lines):
         m = ERROR_LINE.match(line.strip())
         if m:

@@ -99,6 +99,14 @@ def project(tmp_path_factory):
     root = tmp_path_factory.mktemp("project")
     for name in ("pipeline.yaml", "env.test.yaml", "pyproject.toml"):
         shutil.copy(REPO / name, root / name)
+    # the default executor (a Jupyter kernel per notebook, through papermill); the
+    # session build uses the in-process one, and the reproducibility test below
+    # compares the two
+    env = root / "env.test.yaml"
+    env.write_text(
+        env.read_text().replace("executor: ploomber-engine", "executor: papermill")
+    )
+    assert "executor: papermill" in env.read_text()
     for folder in ("notebooks", "tasks", "config", "data"):
         shutil.copytree(
             REPO / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__")
@@ -202,6 +210,8 @@ def test_mlflow_holds_the_build_the_families_and_the_champion(project):
 
 
 def test_same_inputs_and_seed_give_identical_splits_and_metrics(project, built):
+    """Two builds (papermill here, the in-process executor in `built`) of the same
+    inputs and seed: byte-identical splits, identical metrics."""
     ours = project["root"] / "products-test"
     for part in ("train", "val", "test"):
         a = (ours / "split" / f"{part}.parquet").read_bytes()

@@ -31,6 +31,17 @@ def test_extract_error_from_a_papermill_failure():
     ]
 
 
+def test_extract_error_for_a_missing_tracked_file():
+    output = (
+        "FileNotFoundError: Error reading params.resources_ with key 'data'. "
+        "Expected value '/x/new.csv' to be an existing file.\n"
+    )
+    assert extract_error(output) == (
+        "DataError",
+        "data file '/x/new.csv' does not exist",
+    )
+
+
 def test_extract_error_from_a_function_task():
     output = "Traceback...\ntasks.errors.DataError: data file 'x.csv' is empty\n"
     assert extract_error(output) == ("DataError", "data file 'x.csv' is empty")
