@@ -7,7 +7,9 @@ folders (the real products and MLflow store are not touched):
 2. a no-op rebuild (nothing changed: no task runs);
 3. a full build with Ploomber's in-process executor (`--env--executor
    ploomber-engine`);
-4. the floor: the same `tasks/` functions called in one plain Python process.
+4. the floor: the same `tasks/` functions called in one plain Python process
+   (every stage's computation; not the notebooks' own tables and plots, nor their
+   HTML rendering).
 
 Prints a table of wall-clock seconds and the ratio to the floor. Usage:
 
@@ -142,8 +144,27 @@ def floor(root: Path, env: dict) -> float:
         lineage=lineage_tags(meta["sha256"], "x"),
         margin=0.001,
     )
-    scores = score_frame(families[champ]["model"], test, schema, threshold, "1")
+    champion = families[champ]["model"]
+    scores = score_frame(champion, test, schema, threshold, "1")
     io.write_parquet(scores, root / "scores.parquet")
+    # explain, model card (bootstrap intervals) and monitor, as the DAG does
+    from tasks.explain import explain_frame, global_importance
+    from tasks.model_card import bootstrap_metrics
+    from tasks.monitor import monitor, render_report
+
+    rows = test.sample(n=min(env["explain_rows"], len(test)), random_state=env["seed"])
+    global_importance(explain_frame(champion, rows[schema.feature_names]))
+    bootstrap_metrics(ytest, scores["score"].to_numpy(), seed=env["seed"])
+    feats = schema.feature_names
+    verdict = monitor(
+        train,
+        test,
+        schema,
+        champion.predict_proba(train[feats])[:, 1],
+        scores["score"].to_numpy(),
+        env["monitor_thresholds"],
+    )
+    io.write_text(render_report(verdict), root / "monitor.html")
     return time.perf_counter() - start
 
 
