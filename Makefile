@@ -66,8 +66,9 @@ status: setup ## which tasks are up to date
 plot: setup ## draw the DAG to products/pipeline.png
 	mkdir -p products && $(BIN)/ploomber plot --output products/pipeline.png
 
-mlflow-ui: setup ## browse runs and the registry on http://127.0.0.1:5000
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///tracking/mlflow.db --host 127.0.0.1 --port 5000
+mlflow-ui: setup ## browse runs and the registry (env.yaml's tracking_uri) on http://127.0.0.1:5000
+	$(BIN)/mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri \
+	  "$$($(BIN)/python -c 'from tasks.config import load_env; print(load_env()["tracking_uri"])')"
 
 bench: setup ## run the benchmarks (prints tables)
 	$(BIN)/python benchmarks/build.py
