@@ -35,6 +35,11 @@ slice_columns = ["contact", "poutcome"]
 baseline = "logistic"
 
 # %%
+# inputs whose content decides whether this stage is up to date (Ploomber
+# hashes them; pipeline.yaml lists them under resources_)
+sorted(resources_ or {})
+
+# %%
 import pandas as pd
 
 from tasks import evaluate as ev

@@ -30,6 +30,11 @@ explain_rows = 2000
 seed = 42
 
 # %%
+# inputs whose content decides whether this stage is up to date (Ploomber
+# hashes them; pipeline.yaml lists them under resources_)
+sorted(resources_ or {})
+
+# %%
 import mlflow
 import pandas as pd
 

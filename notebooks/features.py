@@ -24,6 +24,11 @@ resources_ = None
 schema_path = "../config/schema.yaml"
 
 # %%
+# inputs whose content decides whether this stage is up to date (Ploomber
+# hashes them; pipeline.yaml lists them under resources_)
+sorted(resources_ or {})
+
+# %%
 import pandas as pd
 
 from tasks import io

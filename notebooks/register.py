@@ -34,6 +34,11 @@ promotion_margin = 0.001
 build_params = {}
 
 # %%
+# inputs whose content decides whether this stage is up to date (Ploomber
+# hashes them; pipeline.yaml lists them under resources_)
+sorted(resources_ or {})
+
+# %%
 import pandas as pd
 
 from tasks import io

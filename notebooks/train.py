@@ -31,6 +31,11 @@ n_jobs = 2
 device = "cpu"
 
 # %%
+# inputs whose content decides whether this stage is up to date (Ploomber
+# hashes them; pipeline.yaml lists them under resources_)
+sorted(resources_ or {})
+
+# %%
 from tasks import io
 from tasks.features import target_vector
 from tasks.schema import load_schema

@@ -27,6 +27,11 @@ schema_path = "../config/schema.yaml"
 max_duplicate_share = 0.05
 
 # %%
+# inputs whose content decides whether this stage is up to date (Ploomber
+# hashes them; pipeline.yaml lists them under resources_)
+sorted(resources_ or {})
+
+# %%
 import pandas as pd
 
 from tasks import io
