@@ -124,8 +124,9 @@ def _find_column_transformer(step, kind):
 def column_groups(preprocessor: Pipeline) -> dict[str, str]:
     """Map each model column name to the input feature it comes from.
 
-    Reads the fitted ``ColumnTransformer`` (the ``columns`` step): one-hot columns
-    map to their category feature through ``OneHotEncoder.categories_``; other
+    Reads the fitted :class:`~tasks.features.FeatureEncoder` (the ``columns``
+    step), or, in older artifacts, the ``ColumnTransformer``: one-hot columns map
+    to their category feature through ``OneHotEncoder.categories_``; other
     transformers are taken as one output column per input column.
 
     Raises:
@@ -135,6 +136,12 @@ def column_groups(preprocessor: Pipeline) -> dict[str, str]:
     from sklearn.compose import ColumnTransformer
     from sklearn.preprocessing import OneHotEncoder
 
+    from tasks.features import FeatureEncoder
+
+    encoder = _find_column_transformer(preprocessor, FeatureEncoder)
+    if encoder is not None and hasattr(encoder, "groups_"):
+        return dict(encoder.groups_)
+    # artifacts built before FeatureEncoder carry a ColumnTransformer
     ct = _find_column_transformer(preprocessor, ColumnTransformer)
     if ct is None or not hasattr(ct, "transformers_"):
         raise ModelError("the preprocessing has no fitted ColumnTransformer")
