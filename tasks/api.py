@@ -1160,19 +1160,26 @@ def create_app(settings: ServeSettings):
             request.state.features = records
         return records
 
+    async def _model_and_records(request: Request):
+        """(model, records), or the error response when either is missing."""
+        loaded = manager.current
+        if loaded is None:
+            return None, _no_model()
+        try:
+            records = await _records(request)
+        except RequestError as e:
+            return None, _json(e.status, {"detail": e.detail})
+        request.state.model_version = loaded.version
+        return loaded, records
+
     body_doc = {"requestBody": parser.openapi_body()}
 
     @app.post("/predict", openapi_extra=body_doc, summary="score records")
     async def predict(request: Request) -> Response:
         """Probability and label for one record (object) or many (array)."""
-        loaded = manager.current
+        loaded, records = await _model_and_records(request)
         if loaded is None:
-            return _no_model()
-        try:
-            records = await _records(request)
-        except RequestError as e:
-            return _json(e.status, {"detail": e.detail})
-        request.state.model_version = loaded.version
+            return records
         proba = await batcher.predict(loaded, records)
         neg, pos = loaded.labels
         labels = np.where(proba >= loaded.threshold, pos, neg)
@@ -1203,14 +1210,9 @@ def create_app(settings: ServeSettings):
         the raw score; ``aggregate=false`` gives one-hot columns separately."""
         from tasks.explain import explain_frame
 
-        loaded = manager.current
+        loaded, records = await _model_and_records(request)
         if loaded is None:
-            return _no_model()
-        try:
-            records = await _records(request)
-        except RequestError as e:
-            return _json(e.status, {"detail": e.detail})
-        request.state.model_version = loaded.version
+            return records
         frame = pd.DataFrame(records, columns=loaded.features)
         try:
             ex = await asyncio.to_thread(explain_frame, loaded.model, frame, aggregate)
