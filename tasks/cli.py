@@ -46,6 +46,14 @@ def _env_overrides(pairs: list[str] | None) -> dict[str, str]:
     return out
 
 
+def add_set_option(
+    parser: argparse.ArgumentParser,
+    help: str = "override an env.yaml parameter (repeatable)",
+) -> None:
+    """The ``--set KEY=VALUE`` option every command shares (see _env_overrides)."""
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE", help=help)
+
+
 MISSING_RESOURCE = re.compile(
     r"FileNotFoundError: Error reading params\.resources_ with key '(\w+)'\. "
     r"Expected value '(.*)' to be an existing file\."
@@ -259,12 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="List the registered model's versions, aliases, "
         "family, test ROC AUC and promotion decision.",
     )
-    p.add_argument(
-        "--set",
-        action="append",
-        metavar="KEY=VALUE",
-        help="override an env.yaml parameter",
-    )
+    add_set_option(p)
     p.set_defaults(func=cmd_models)
 
     p = sub.add_parser(
@@ -291,12 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--out-dir",
         help="where verdict.json and report.html go (default: PRODUCTS/monitor)",
     )
-    p.add_argument(
-        "--set",
-        action="append",
-        metavar="KEY=VALUE",
-        help="override an env.yaml parameter",
-    )
+    add_set_option(p)
     p.set_defaults(func=cmd_monitor)
 
     # retrain, promote, rollback, export-airflow: declared in tasks/schedule.py
@@ -353,12 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="include feature values in the request log lines",
     )
     p.add_argument("--log-level", default="INFO", help="INFO (default) or WARNING")
-    p.add_argument(
-        "--set",
-        action="append",
-        metavar="KEY=VALUE",
-        help="override an env.yaml parameter",
-    )
+    add_set_option(p)
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser(
@@ -396,12 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop at the first invalid row instead of setting it aside",
     )
     p.add_argument("--sep", help="CSV separator (default: env.yaml csv_sep)")
-    p.add_argument(
-        "--set",
-        action="append",
-        metavar="KEY=VALUE",
-        help="override an env.yaml parameter",
-    )
+    add_set_option(p)
     p.set_defaults(func=cmd_score)
     return parser
 

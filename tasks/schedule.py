@@ -777,7 +777,7 @@ def cmd_export_airflow(args: argparse.Namespace) -> int:
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Declare ``retrain``, ``promote``, ``rollback`` and ``export-airflow``."""
-    set_help = "override an env.yaml parameter (repeatable)"
+    from tasks.cli import add_set_option
 
     p = sub.add_parser(
         "retrain",
@@ -794,7 +794,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         metavar="PATH",
         help="the latest data (CSV/Parquet file or URL); becomes --env--data_path",
     )
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help=set_help)
+    add_set_option(p)
     p.add_argument(
         "--force", action="store_true", help="rebuild every task, not only what changed"
     )
@@ -844,7 +844,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--reason", default="manual promotion", help="why (recorded)")
     p.add_argument("--by", help=by_help)
     p.add_argument("--reload-url", help=reload_help)
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help=set_help)
+    add_set_option(p)
     p.set_defaults(func=cmd_promote)
 
     p = sub.add_parser(
@@ -858,7 +858,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--reason", required=True, help="why (recorded)")
     p.add_argument("--by", help=by_help)
     p.add_argument("--reload-url", help=reload_help)
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help=set_help)
+    add_set_option(p)
     p.set_defaults(func=cmd_rollback)
 
     p = sub.add_parser(
@@ -893,10 +893,5 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         help="run every task with --force (default: skip up-to-date "
         "tasks, shown as skipped in Airflow)",
     )
-    p.add_argument(
-        "--set",
-        action="append",
-        metavar="KEY=VALUE",
-        help="an env.yaml override baked into every task command",
-    )
+    add_set_option(p, help="an env.yaml override baked into every task command")
     p.set_defaults(func=cmd_export_airflow)
